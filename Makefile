@@ -1,0 +1,104 @@
+# db-tool — build, test and install.
+#
+#   make deps      install the Debian packages we need (idempotent; root or sudo)
+#   make           build build/db-tool and the personality links
+#   make check     warnings-as-errors build, luacheck, every busted spec
+#   make asan      the same suite under AddressSanitizer + UBSan
+#   make demo      deps, build, start a cluster, deploy examples/
+#   make install   PREFIX=/usr/local (DESTDIR honoured)
+#   make bench     the benchmarks in bench/
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+BUILD      ?= build
+CC         ?= cc
+PKGS       := lua5.4 libpq libsodium sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT        ?= -O2
+CFLAGS     ?= $(OPT) -g
+CWARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+              -Wmissing-prototypes -Wno-unused-parameter
+CPPFLAGS   += -D_GNU_SOURCE -Isrc -I$(BUILD)
+LDLIBS     += $(PKG_LIBS) -lm -ldl
+# -E: luaposix and other C modules loaded with dlopen resolve the Lua API in us
+LDFLAGS    += -Wl,-E
+
+PERSONALITIES := database postgres-cleanup migrator rickdb
+LUA_FILES  := $(shell find lua -type f -name '*.lua' | LC_ALL=C sort)
+SQL_FILES  := $(shell find sql -type f | LC_ALL=C sort)
+SRC        := $(filter-out src/embed.c src/fuzz_%.c,$(wildcard src/*.c))
+OBJ        := $(SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
+HDR        := $(wildcard src/*.h)
+
+.PHONY: all deps check check-local asan demo install bench clean lint spec fuzz
+
+all: $(BUILD)/db-tool $(PERSONALITIES:%=$(BUILD)/%) $(BUILD)/postgres-init
+
+$(BUILD)/db-tool: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c $(HDR) | $(BUILD)
+	$(CC) $(CWARN) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/embed: src/embed.c | $(BUILD)
+	$(CC) $(CWARN) $(CFLAGS) -o $@ $<
+
+$(BUILD)/embedded.c: $(BUILD)/embed $(LUA_FILES) $(SQL_FILES)
+	$(BUILD)/embed $@ $(LUA_FILES) $(SQL_FILES)
+
+$(BUILD)/embedded.o: $(BUILD)/embedded.c | $(BUILD)
+	$(CC) -std=c11 -Wall -Wextra -Werror $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(PERSONALITIES:%=$(BUILD)/%): | $(BUILD)/db-tool
+	ln -sf db-tool $@
+
+# postgres-init is a POSIX sh shim so that `. postgres-init` exports into the caller.
+# The shim names the binary by absolute path: when sourced, $$0 is the caller's shell.
+$(BUILD)/postgres-init: src/postgres-init.sh | $(BUILD)
+	sed 's|@DB_TOOL@|$(abspath $(BUILD))/db-tool|' src/postgres-init.sh > $@ && chmod 755 $@
+
+$(BUILD):
+	mkdir -p $@
+
+deps:
+	@sh .ci/deps.sh
+
+lint:
+	luacheck -q lua spec examples bench
+
+# The suite starts real PostgreSQL servers, which refuse to run as root: as root we copy
+# the tree to a scratch directory owned by an unprivileged user and run it there.
+check: all
+	@sh spec/support/run-checks.sh
+
+check-local: all lint
+	@sh spec/support/run-busted.sh
+
+spec: all
+	@sh spec/support/run-busted.sh $(SPEC)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-Wl,-E -fsanitize=address,undefined" all
+	@DB_TOOL_BUILD=build-asan sh spec/support/run-checks.sh
+
+demo: all
+	@sh examples/demo.sh
+
+bench: all
+	@sh bench/run.sh
+
+fuzz:
+	@sh spec/support/fuzz.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BUILD)/db-tool $(DESTDIR)$(BINDIR)/db-tool
+	for p in $(PERSONALITIES); do ln -sf db-tool $(DESTDIR)$(BINDIR)/$$p; done
+	sed 's|@DB_TOOL@|$(BINDIR)/db-tool|' src/postgres-init.sh > $(DESTDIR)$(BINDIR)/postgres-init
+	chmod 755 $(DESTDIR)$(BINDIR)/postgres-init
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,74 @@
+-- Structured errors: tables {exit = N, msg = "...", hint = "...", ...} raised with error()
+-- and mapped to the process exit code in one place (dbtool.cli). Database errors raised by
+-- the C modules use the same metatable and carry the PG_DIAG_* fields as well.
+local core = require "dbtool.core"
+
+local M = {}
+
+--- Exit codes of the seed (seeds/db-tool.md) plus migrator's 4.
+M.OK = 0
+M.GENERIC = 1
+M.AMBIGUOUS = 2
+M.MISSING = 3
+M.MIGRATION_FAILED = 4
+M.NO_TABLE = 5
+M.NOT_FOUND = 9
+M.BUG = 13
+M.NO_DEPENDENCY = 127
+
+M.mt = core.error_mt
+
+--- New error value. `fields` may add hint, file, line, sqlstate, ...
+function M.new(code, msg, fields)
+  local e = {}
+  if fields then
+    for k, v in pairs(fields) do e[k] = v end
+  end
+  e.exit = code
+  e.msg = msg
+  return setmetatable(e, M.mt)
+end
+
+--- Raise an error value (never returns).
+function M.raise(code, msg, fields)
+  error(M.new(code, msg, fields), 0)
+end
+
+--- Shorthand: raise with a hint.
+function M.fail(code, msg, hint)
+  error(M.new(code, msg, hint and { hint = hint } or nil), 0)
+end
+
+function M.is(e)
+  return type(e) == "table" and math.type(e.exit) == "integer" and type(e.msg) == "string"
+end
+
+--- Wrap anything (string, error value) into an error value; unknown things are bugs.
+function M.wrap(e)
+  if M.is(e) then return e end
+  return M.new(M.BUG, tostring(e), { bug = true })
+end
+
+--- xpcall message handler: error values pass; anything else becomes a bug with a traceback.
+function M.handler(e)
+  if M.is(e) then return e end
+  local msg = tostring(e)
+  if type(e) == "table" and getmetatable(e) == nil and type(e.msg) == "string" then msg = e.msg end
+  return M.new(M.BUG, msg, { bug = true, traceback = debug.traceback(msg, 2) })
+end
+
+--- Run f(...) and return true, results... or false, error value (never raises).
+function M.try(f, ...)
+  return xpcall(f, M.handler, ...)
+end
+
+--- Call f(...) and, whatever happens, call cleanup(err) afterwards; errors of f win.
+function M.finally(cleanup, f, ...)
+  local res = table.pack(xpcall(f, M.handler, ...))
+  local ok2, err2 = pcall(cleanup, not res[1] and res[2] or nil)
+  if not res[1] then error(res[2], 0) end
+  if not ok2 then error(err2, 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+return M
