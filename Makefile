@@ -31,7 +31,7 @@ SRC        := $(filter-out src/embed.c src/fuzz_%.c,$(wildcard src/*.c))
 OBJ        := $(SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 HDR        := $(wildcard src/*.h)
 
-.PHONY: all deps check check-local asan demo install bench clean lint spec fuzz
+.PHONY: all deps check asan demo install bench clean lint spec fuzz
 
 all: $(BUILD)/db-tool $(PERSONALITIES:%=$(BUILD)/%) $(BUILD)/postgres-init
 
@@ -72,11 +72,9 @@ lint:
 check: all
 	@sh spec/support/run-checks.sh
 
-check-local: all lint
-	@sh spec/support/run-busted.sh
-
+# make spec SPEC="spec/unit/args_spec.lua spec/cli"   (no luacheck; as the test user too)
 spec: all
-	@sh spec/support/run-busted.sh $(SPEC)
+	@SPEC="$(SPEC)" sh spec/support/run-checks.sh
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -1,0 +1,32 @@
+#!/bin/sh
+# `make check`: luacheck and every busted spec, as an unprivileged user. As root, creates
+# the user `dbtool-test` if needed and re-runs itself as that user (in place when the tree
+# is readable by it, else from a copy in /tmp). Always ends with `N passed, N failed`.
+set -u
+BUILD=${DB_TOOL_BUILD:-build}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 1
+user=${DB_TOOL_TEST_USER:-dbtool-test}
+
+if [ "$(id -u)" = 0 ]; then
+  if ! id -u "$user" >/dev/null 2>&1; then
+    useradd -m -s /bin/sh "$user" || { echo "cannot create user $user"; echo "0 passed, 1 failed"; exit 1; }
+  fi
+  dir=$top
+  if ! runuser -u "$user" -- sh -c "test -r '$top/Makefile' && test -x '$top/$BUILD/db-tool' && cd '$top'" 2>/dev/null; then
+    dir=$(mktemp -d /tmp/dbtool-check.XXXXXX)
+    tar -C "$top" --exclude=./.git -cf - . | tar -C "$dir" -xf -
+    chown -R "$user" "$dir"
+    chmod 755 "$dir"
+  fi
+  exec runuser -u "$user" -- env -u TMPDIR HOME="$(getent passwd "$user" | cut -d: -f6)" \
+    DB_TOOL_BUILD="$BUILD" ${SPEC:+SPEC="$SPEC"} sh "$dir/spec/support/run-checks.sh" "$@"
+fi
+
+extra=0
+if [ -z "${SPEC:-}" ]; then
+  echo "== luacheck"
+  if ! luacheck -q lua spec examples bench; then extra=$((extra + 1)); fi
+fi
+echo "== busted"
+DB_TOOL_EXTRA_FAILED=$extra sh spec/support/run-busted.sh ${SPEC:-}
