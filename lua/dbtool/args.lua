@@ -56,13 +56,20 @@ function M.parse(spec, argv, first)
   local name = spec.name or "db-tool"
   local positional = {}
   local i = first or 1
+  -- -h/--help anywhere before `--` wins over everything else on the line
+  if not spec.no_help then
+    for j = i, #argv do
+      if argv[j] == "--" then break end
+      if argv[j] == "-h" or argv[j] == "--help" then
+        opts.help = true
+        return opts
+      end
+    end
+  end
   local only_positionals = false
   while i <= #argv do
     local a = argv[i]
-    if not only_positionals and (a == "-h" or a == "--help") and not spec.no_help then
-      opts.help = true
-      return opts
-    elseif not only_positionals and a == "--" then
+    if not only_positionals and a == "--" then
       only_positionals = true
     elseif not only_positionals and a:sub(1, 1) == "-" and a ~= "-" then
       local flag, value = a, nil

@@ -71,6 +71,7 @@ end
 function M.searcher(name)
   local builtin = name:match("^dbtool%.builtin%.(.+)$")
   if builtin then
+    builtin = "dbtool." .. builtin
     local f, err = M.load_builtin(builtin)
     if not f then return "\n\t" .. err end
     M.origin[name] = "builtin"

@@ -47,9 +47,9 @@ end
 
 --- The project's extension file, if any (dbtool.project; never fatal for --help).
 local function project()
-  local ok, project = pcall(require, "dbtool.project")
-  if not ok or type(project) ~= "table" or not project.load then return nil end
-  return project.load()
+  local ok, mod = pcall(require, "dbtool.project")
+  if not ok or type(mod) ~= "table" or not mod.load then return nil end
+  return mod.load()
 end
 
 --- All subcommands: {name = {module = ..., summary = ..., origin = ...}}.
@@ -210,9 +210,8 @@ function M.main(argv)
     if modname then ok, mod = errors.try(require, modname) end
     if not ok then
       local err = mod
-      if errors.is(err) and not (err.bug and tostring(err.msg):find("module '" .. modname .. "' not found", 1, true)) then
-        error(err, 0)
-      end
+      local missing = err.bug and tostring(err.msg):find("module '" .. modname .. "' not found", 1, true)
+      if not missing then error(err, 0) end
       errors.raise(errors.NOT_FOUND, "database: unknown subcommand '" .. sub .. "'",
         { hint = "see 'database --help' for the list" })
     end

@@ -1,0 +1,116 @@
+-- Helpers for specs: run the built binary as a user would, temporary directories, and a
+-- real PostgreSQL server shared by the whole busted run (started by our own cluster code).
+local proc = require "dbtool.core.proc"
+local stdlib = require "posix.stdlib"
+local unistd = require "posix.unistd"
+
+local M = {}
+
+M.top = os.getenv("DB_TOOL_TOP") or unistd.getcwd()
+M.bin = os.getenv("DB_TOOL_BIN") or (M.top .. "/build/db-tool")
+M.build = os.getenv("DB_TOOL_BUILD_DIR") or (M.top .. "/build")
+
+local cleanups = {}
+
+-- Removed when the Lua state closes (busted ends with os.exit(code, true)).
+local sentinel = setmetatable({}, { __gc = function()
+  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
+end })
+M._sentinel = sentinel
+
+--- Run fn at the end of the busted run (last registered, first run).
+function M.at_exit(fn)
+  cleanups[#cleanups + 1] = fn
+end
+
+function M.rm_rf(path)
+  if path and path ~= "" and path ~= "/" then
+    local p = proc.spawn { argv = { "rm", "-rf", "--", path } }
+    if p then p:wait() end
+  end
+end
+
+--- A fresh temporary directory, removed at the end of the run.
+function M.tmpdir(tag)
+  local base = os.getenv("TMPDIR") or "/tmp"
+  local dir = assert(stdlib.mkdtemp(base .. "/dbtool-spec-" .. (tag or "t") .. "-XXXXXX"))
+  M.at_exit(function() M.rm_rf(dir) end)
+  return dir
+end
+
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write(path, content)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then M.mkdir_p(dir) end
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+function M.mkdir_p(dir)
+  local p = proc.spawn { argv = { "mkdir", "-p", "--", dir } }
+  assert(p, "mkdir failed")
+  p:wait()
+end
+
+local function merged_env(overrides, clean)
+  local all = clean and {} or stdlib.getenv()
+  if clean then
+    for _, k in ipairs { "PATH", "HOME", "USER", "LANG", "TMPDIR", "TERM" } do all[k] = os.getenv(k) end
+  end
+  for k, v in pairs(overrides or {}) do
+    if v == false then all[k] = nil else all[k] = tostring(v) end
+  end
+  return all
+end
+
+--- Run a program and capture its output.
+--  opts: argv (array; argv[1] "db-tool"/"database"/... names the built binary or a link),
+--  env (overrides; false unsets), clean_env (start from PATH/HOME only), cwd, stdin (string),
+--  timeout (seconds, default 120).
+--  Returns {code =, stdout =, stderr =, signal =}.
+function M.run(opts)
+  local argv = {}
+  for i, a in ipairs(opts.argv or opts) do argv[i] = a end
+  local builtins = { ["db-tool"] = true, database = true, ["postgres-cleanup"] = true,
+    migrator = true, rickdb = true, ["postgres-init"] = true }
+  if builtins[argv[1]] then argv[1] = M.build .. "/" .. argv[1] end
+  local dir = M.tmpdir("run")
+  local out, err = dir .. "/stdout", dir .. "/stderr"
+  local stdin = "null"
+  if opts.stdin then stdin = { path = M.write(dir .. "/stdin", opts.stdin) } end
+  local p, msg = proc.spawn {
+    argv = argv,
+    env = merged_env(opts.env, opts.clean_env),
+    cwd = opts.cwd,
+    stdin = stdin,
+    stdout = { path = out },
+    stderr = { path = err },
+  }
+  if not p then return { code = 127, stdout = "", stderr = msg } end
+  local how, code = p:wait(opts.timeout or 120)
+  if how == nil then
+    p:kill("KILL")
+    p:wait()
+    error("timeout running " .. table.concat(argv, " "))
+  end
+  local res = { stdout = M.read(out) or "", stderr = M.read(err) or "" }
+  if how == "exited" then res.code = code else res.code = 128 + code; res.signal = code end
+  M.rm_rf(dir)
+  return res
+end
+
+--- Shell-quote a string for sh -c (tests only).
+function M.shq(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+return M
