@@ -30,7 +30,7 @@ function M.connect(target, opts)
         local down = e.msg:find("No such file or directory", 1, true)
           or e.msg:find("Connection refused", 1, true)
         if down then
-          e.hint = "is the server running? start the local cluster with `database init` (or `. postgres-init`)"
+          e.hint = "is the server running? start the local cluster: `database init` or `. postgres-init`"
         elseif e.msg:find("does not exist", 1, true) then
           e.hint = "create it, or check the database name in the URL"
         end
