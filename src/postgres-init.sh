@@ -1,27 +1,36 @@
+#!/bin/sh
 # postgres-init — start or reuse the local PostgreSQL cluster (db-tool).
 #
 # Meant to be sourced, `. postgres-init`, so that PGURL, POSTGRESQL_HOST/PORT/USER/DATABASE
-# and $PG_URL_VAR are exported into the calling shell; running it as a program works too.
-# The work is done by the db-tool binary; this POSIX sh shim only evals the assignments it
-# prints. It defines nothing else in the caller's shell (its two variables are unset).
-__dbt_sourced=0
-(return 0 2>/dev/null) && __dbt_sourced=1
-case "${1-}" in
-  -h|--help|help)
-    "@DB_TOOL@" postgres-init "$@"
-    __dbt_rc=$?
-    ;;
-  *)
-    __dbt_env=$("@DB_TOOL@" postgres-init --export-sh "$@")
-    __dbt_rc=$?
-    if [ "$__dbt_rc" -eq 0 ]; then
-      eval "$__dbt_env"
-    fi
-    unset __dbt_env
-    ;;
-esac
-if [ "$__dbt_sourced" -eq 1 ]; then
-  unset __dbt_sourced
-  eval "unset __dbt_rc; return $__dbt_rc"
+# and $PG_URL_VAR are exported into the calling shell (POSIX sh, dash, bash, zsh, ksh).
+# The work is done by the db-tool binary, which prints only `export NAME='value'` lines on
+# stdout; this shim evaluates them. It defines nothing else in the caller's shell.
+# When sourced, the positional parameters are the caller's, so only -h/--help is looked at.
+# Executed as a program it runs the binary, which prints the same lines
+# (`eval "$(postgres-init)"` works) and takes the same options.
+# Sourced or executed? `(return 0)` cannot tell in dash (top-level return is allowed there),
+# so: zsh and bash say it themselves; other shells are executing us when $0 is our name.
+__dbt_sourced=1
+if [ -n "${ZSH_EVAL_CONTEXT-}" ]; then
+  case $ZSH_EVAL_CONTEXT in *:file*) ;; *) __dbt_sourced=0 ;; esac
+elif [ -n "${BASH_VERSION-}" ]; then
+  [ "${BASH_SOURCE-}" = "$0" ] && __dbt_sourced=0
+else
+  case ${0##*/} in postgres-init|postgres-init.sh) __dbt_sourced=0 ;; esac
 fi
-exit "$__dbt_rc"
+if [ "$__dbt_sourced" = 0 ]; then
+  unset __dbt_sourced
+  exec "@DB_TOOL@" postgres-init "$@"
+fi
+unset __dbt_sourced
+case "${1-}" in
+  -h|--help) "@DB_TOOL@" postgres-init --help; return $? ;;
+esac
+if __dbt_env=$("@DB_TOOL@" postgres-init --export-sh); then
+  eval "$__dbt_env"
+  unset __dbt_env
+  return 0
+fi
+__dbt_rc=$?
+unset __dbt_env
+eval "unset __dbt_rc; return $__dbt_rc"
