@@ -58,6 +58,7 @@ describe("dbtool.core.sqlite", function()
 
       db, msg, code = sqlite.open(dir .. "/absent.db", { readonly = true })
       assert.is_nil(db)
+      assert.are.equal(dir .. "/absent.db: unable to open database file", msg)
       assert.are.equal(14, code)
     end)
 
