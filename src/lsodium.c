@@ -211,10 +211,12 @@ static int na_sha256_final(lua_State *L) {
 }
 
 static int na_sha256_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  size_t plen;
+  const char *path = luaL_checklstring(L, 1, &plen);
   unsigned char *buf, out[crypto_hash_sha256_BYTES];
   crypto_hash_sha256_state st;
   int fd, err = 0;
+  luaL_argcheck(L, strlen(path) == plen, 1, "path contains a NUL byte");
   buf = (unsigned char *)lua_newuserdatauv(L, NA_CHUNK, 0);   /* GC-owned: no leak */
   do {
     fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -302,10 +302,12 @@ static int sq_optbool(lua_State *L, int idx, const char *key, int dflt) {
 }
 
 static int sq_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  size_t plen;
+  const char *path = luaL_checklstring(L, 1, &plen);
   int readonly = 0, create = 1, uri = 0, flags, rc;
   lua_Integer timeout = 5000;
   sq_Db *d;
+  luaL_argcheck(L, strlen(path) == plen, 1, "path contains a NUL byte");
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_pushnil(L);

@@ -80,6 +80,7 @@ describe("dbtool.core.sodium", function()
       assert.is_nil(h)
       assert.are.equal(dir .. ": Is a directory", msg)
       assert.are.equal(21, errno)                             -- EISDIR
+      assert.has_error(function() na.sha256_file(dir .. "/x\0y") end)
     end)
   end)
 

@@ -60,6 +60,7 @@ describe("dbtool.core.sqlite", function()
       assert.is_nil(db)
       assert.are.equal(dir .. "/absent.db: unable to open database file", msg)
       assert.are.equal(14, code)
+      assert.has_error(function() sqlite.open(dir .. "/nul\0.db") end)
     end)
 
     it("reports a file that is not a database at open time", function()
