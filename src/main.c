@@ -251,6 +251,9 @@ int luaopen_dbtool_core(lua_State *L) {
 static const luaL_Reg host_preload[] = {
   {"dbtool.core", luaopen_dbtool_core},
   {"dbtool.core.proc", luaopen_dbtool_core_proc},
+  {"dbtool.core.pg", luaopen_dbtool_core_pg},
+  {"dbtool.core.sqlite", luaopen_dbtool_core_sqlite},
+  {"dbtool.core.sodium", luaopen_dbtool_core_sodium},
   {"dbtool.core.sqlscan", luaopen_dbtool_core_sqlscan},
   {NULL, NULL}
 };

@@ -45,16 +45,28 @@ describe("the db-tool binary", function()
     assert.matches("stack traceback", r.stderr)
   end)
 
-  it("treats errors escaping a command as bugs: exit 13", function()
+  it("reports unexpected errors as bugs: exit 13, traceback with DB_TOOL_DEBUG", function()
+    local code = [[
+      local errors = require "dbtool.errors"
+      local ok, e = errors.try(function() local x = nil; return x.y end)
+      os.exit(require("dbtool.cli").report(e))
+    ]]
+    local r = t.run { "db-tool", "-e", code }
+    assert.are.equal(13, r.code)
+    assert.matches("internal error: .*attempt to index", r.stderr)
+    assert.matches("DB_TOOL_DEBUG=1", r.stderr)
+    r = t.run { argv = { "db-tool", "-e", code }, env = { DB_TOOL_DEBUG = "1" } }
+    assert.matches("stack traceback", r.stderr)
+  end)
+
+  it("reports a failing project command as the project's error (exit 1), naming its file", function()
     local dir = t.tmpdir()
-    t.write(dir .. "/db/lua/dbtool/cmd/explode.lua",
+    local file = t.write(dir .. "/db/lua/dbtool/cmd/explode.lua",
       'return { summary = "x", run = function() local x = nil; return x.y end }')
     local r = t.run { argv = { "database", "explode" }, env = { LOCAL_DIR = dir } }
-    assert.are.equal(13, r.code)
-    assert.matches("internal error", r.stderr)
-    assert.matches("DB_TOOL_DEBUG=1", r.stderr)
-    r = t.run { argv = { "database", "explode" }, env = { LOCAL_DIR = dir, DB_TOOL_DEBUG = "1" } }
-    assert.matches("stack traceback", r.stderr)
+    assert.are.equal(1, r.code)
+    assert.matches("command 'explode' %(" .. file:gsub("%p", "%%%0") .. "%) failed", r.stderr)
+    assert.is_nil(r.stderr:find("internal error", 1, true))
   end)
 end)
 
@@ -117,5 +129,33 @@ describe("project overrides", function()
     local r = t.run { argv = { "db-tool", "-e", 'print(require("dbtool.ui").from)' },
       env = { DB_TOOL_LUA_PATH = dir .. "/extra", LOCAL_DIR = dir } }
     assert.are.equal("extra\n", r.stdout)
+  end)
+end)
+
+describe("interrupts", function()
+  it("Ctrl-C cancels the running query and exits 130", function()
+    local c = t.cluster()
+    local proc = require "dbtool.core.proc"
+    local core = require "dbtool.core"
+    local dir = t.tmpdir()
+    local script = t.write(dir .. "/sleep.lua", ([[
+      local pg = require "dbtool.core.pg"
+      local conn <close> = pg.connect(%q)
+      io.stdout:write("connected\n"); io.stdout:flush()
+      conn:exec("SELECT pg_sleep(60)")
+      print("not reached")
+    ]]):format(c.url))
+    local p = assert(proc.spawn { argv = { t.bin, script }, stdout = "pipe",
+      stderr = { path = dir .. "/err" } })
+    assert.are.equal("connected", p.stdout:read("l"))
+    local start = core.now()
+    core.sleep(0.2)
+    p:kill("INT")
+    local how, code = p:wait(10)
+    assert.are.equal("exited", how)
+    assert.are.equal(130, code)
+    assert.is_true(core.now() - start < 5)
+    assert.matches("interrupted", t.read(dir .. "/err"))
+    assert.is_nil(p.stdout:read("a"):find("not reached"))
   end)
 end)
