@@ -42,12 +42,9 @@ void dbt_at_interrupt(void (*fn)(void));
 /* Modules registered in package.preload. */
 int luaopen_dbtool_core(lua_State *L);
 int luaopen_dbtool_core_proc(lua_State *L);
-<<<<<<< HEAD
-int luaopen_dbtool_core_sqlscan(lua_State *L);
-=======
 int luaopen_dbtool_core_pg(lua_State *L);
 int luaopen_dbtool_core_sqlite(lua_State *L);
 int luaopen_dbtool_core_sodium(lua_State *L);
->>>>>>> main
+int luaopen_dbtool_core_sqlscan(lua_State *L);
 
 #endif
