@@ -753,7 +753,8 @@ local function condition(args)
   local expr = concat(parts, " ")
   local v = M.parse_bool(expr)
   if v == nil then
-    error({ plain = string.format('unrecognized value "%s" for "\\if expression": Boolean expected', expr) }, 0)
+    error({ plain = string.format('unrecognized value "%s" for "\\if expression": Boolean expected',
+      expr) }, 0)
   end
   return v
 end
