@@ -552,7 +552,7 @@ local function copy_in(R, F)
   end
   conn:put_copy_end()
   if rest:find("%S") then
-    run_cursor(R, F, { buf = rest, pos = 1, eof = true, sub = true, line = rline, col = rcol })
+    return { buf = rest, pos = 1, eof = true, sub = true, line = rline, col = rcol }
   end
 end
 
@@ -571,14 +571,14 @@ local function execute(R, F, st, text)
   R.stats.statements = R.stats.statements + 1
   R.current = F.name .. ":" .. tostring(st.line or F.line)
   R.copy_line = nil
-  local perr
+  local perr, rest
   conn:send_query(text)
   while true do
     local res = conn:get_result()
     if res == nil then break end
     local status = res.status
     if status == "COPY_IN" then
-      copy_in(R, F)
+      rest = copy_in(R, F) or rest
     elseif status == "COPY_OUT" then
       while true do
         local chunk = conn:get_copy_data()
@@ -594,6 +594,8 @@ local function execute(R, F, st, text)
     end
   end
   if perr then fail(R, sql_error(R, F, st, text, perr)) end
+  -- what followed the COPY statement on its line
+  if rest then run_cursor(R, F, rest) end
 end
 
 -- The statement of F is complete: run it (unless in an inactive branch or empty).
@@ -693,14 +695,12 @@ local function include(R, F, args, info, name, line)
     error(string.format("too many nested includes (more than %d): is a file including itself?",
       M.MAX_DEPTH), 0)
   end
+  local f, err = io.open(fs_path(R, path), "rb")
+  if not f then error(string.format("could not read %s: %s", path, (tostring(err):gsub("^.*: ", ""))), 0) end
   local cmd = line:gsub("%s+$", "")
   R.chain[#R.chain + 1] = { file = F.name, line = info.line, command = cmd }
-  local ok, err = pcall(run_file, R, path)
+  run_file(R, path, nil, f)
   R.chain[#R.chain] = nil
-  if not ok then
-    if errors.is(err) and err.open_failed then error(err.msg, 0) end
-    error(err, 0)
-  end
 end
 META.i = { fn = include }
 META.include = META.i
@@ -771,8 +771,8 @@ end }
 
 META.elif = { cond = true, fn = function(_, F, args)
   local top = F.cond[#F.cond]
-  if not top then error("\\elif: no matching \\if", 0) end
-  if top.else_seen then error("\\elif: cannot occur after \\else", 0) end
+  if not top then error("no matching \\if", 0) end
+  if top.else_seen then error("cannot occur after \\else", 0) end
   if top.state == "ignored" then return end
   if top.taken then
     top.state = "false"
@@ -785,8 +785,8 @@ end }
 
 META["else"] = { cond = true, fn = function(_, F)
   local top = F.cond[#F.cond]
-  if not top then error("\\else: no matching \\if", 0) end
-  if top.else_seen then error("\\else: cannot occur after \\else", 0) end
+  if not top then error("no matching \\if", 0) end
+  if top.else_seen then error("cannot occur after \\else", 0) end
   top.else_seen = true
   if top.state == "ignored" then return end
   top.state = top.taken and "false" or "true"
@@ -794,7 +794,7 @@ META["else"] = { cond = true, fn = function(_, F)
 end }
 
 META.endif = { cond = true, fn = function(_, F)
-  if #F.cond == 0 then error("\\endif: no matching \\if", 0) end
+  if #F.cond == 0 then error("no matching \\if", 0) end
   F.cond[#F.cond] = nil
 end }
 
@@ -885,14 +885,16 @@ function run_cursor(R, F, C)
       add(F, C, sp, p, start, act)
       refill(C, p)
       sp = C.pos
-    else -- eof
+    else -- "eof": the end of this buffer
       add(F, C, sp, p, start, act)
-      return
+      if C.sub or C.eof then return end
+      refill(C, p)
+      sp = C.pos
     end
   end
 end
 
-function run_file(R, path, text)
+function run_file(R, path, text, opened)
   local F
   if text then
     F = make_file(R, path, nil, R.cwd)
@@ -901,35 +903,29 @@ function run_file(R, path, text)
   elseif path == "-" then
     F = make_file(R, "<stdin>", io.stdin, R.cwd)
     F.keep_open = true
-    refill(F, 1)
   else
-    local f, err = io.open(fs_path(R, path), "rb")
+    local f, err = opened, nil
+    if not f then f, err = io.open(fs_path(R, path), "rb") end
     if not f then
       errors.raise(errors.GENERIC, string.format("could not read %s: %s", path,
-        (tostring(err):gsub("^.*: ", ""))), { open_failed = true })
+        (tostring(err):gsub("^.*: ", ""))), { hint = "check the path (relative paths start at " ..
+        (R.cwd or "the current directory") .. ")" })
     end
     F = make_file(R, path, f, dirname(path))
-    local ok, rerr = pcall(refill, F, 1)
-    if not ok then
-      f:close()
-      error(rerr, 0)
-    end
   end
+  -- the file is closed however this ends (to-be-closed: no pcall, no C stack per include)
+  local _ <close> = setmetatable({}, { __close = function()
+    if F.f and not F.keep_open then F.f:close() end
+  end })
+  if F.f and #F.buf == 0 then refill(F, 1) end
   R.stats.files = R.stats.files + 1
-  local ok, err = pcall(run_cursor, R, F, F)
-  if ok then
-    -- end of file: run an unterminated last statement, check \if nesting
-    ok, err = pcall(function()
-      if #F.cond > 0 then
-        local top = F.cond[#F.cond]
-        fail(R, meta_error(R, F, { line = top.line, col = 1 },
-          "reached EOF without finding closing \\endif(s)"))
-      end
-      if F.st.np > 0 then finish_statement(R, F) end
-    end)
+  run_cursor(R, F, F)
+  -- end of file: check \if nesting, run an unterminated last statement
+  if #F.cond > 0 then
+    local top = F.cond[#F.cond]
+    fail(R, meta_error(R, F, { line = top.line, col = 1 }, "reached EOF without finding closing \\endif(s)"))
   end
-  if F.f and not F.keep_open then F.f:close() end
-  if not ok then error(err, 0) end
+  if F.st.np > 0 then finish_statement(R, F) end
 end
 
 -- ---------------------------------------------------------------- entry points
