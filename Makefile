@@ -14,7 +14,8 @@ BUILD      ?= build
 CC         ?= cc
 PKGS       := lua5.4 libpq libsodium sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libpq is dlopen'ed on first use (src/lpg.c): only its headers are needed at build time
+PKG_LIBS   := $(shell pkg-config --libs lua5.4 libsodium sqlite3 2>/dev/null)
 OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 CWARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
