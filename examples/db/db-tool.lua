@@ -13,8 +13,8 @@ return {
         local conn <close> = db.connect(ctx)
         local rows = conn:exec([[
           SELECT c.relname AS name,
-                 (xpath('/row/n/text()', query_to_xml(
-                    format('SELECT count(*) AS n FROM shop.%I', c.relname), false, true, '')))[1]::text::int AS n
+                 (xpath('/row/n/text()', query_to_xml(format(
+                   'SELECT count(*) AS n FROM shop.%I', c.relname), false, true, '')))[1]::text::int AS n
           FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
           WHERE s.nspname = 'shop' AND c.relkind = 'r' ORDER BY 1]])
         if opts.json then
