@@ -42,5 +42,6 @@ void dbt_at_interrupt(void (*fn)(void));
 /* Modules registered in package.preload. */
 int luaopen_dbtool_core(lua_State *L);
 int luaopen_dbtool_core_proc(lua_State *L);
+int luaopen_dbtool_core_pg(lua_State *L);
 
 #endif

@@ -251,6 +251,7 @@ int luaopen_dbtool_core(lua_State *L) {
 static const luaL_Reg host_preload[] = {
   {"dbtool.core", luaopen_dbtool_core},
   {"dbtool.core.proc", luaopen_dbtool_core_proc},
+  {"dbtool.core.pg", luaopen_dbtool_core_pg},
   {NULL, NULL}
 };
 

@@ -119,3 +119,31 @@ describe("project overrides", function()
     assert.are.equal("extra\n", r.stdout)
   end)
 end)
+
+describe("interrupts", function()
+  it("Ctrl-C cancels the running query and exits 130", function()
+    local c = t.cluster()
+    local proc = require "dbtool.core.proc"
+    local core = require "dbtool.core"
+    local dir = t.tmpdir()
+    local script = t.write(dir .. "/sleep.lua", ([[
+      local pg = require "dbtool.core.pg"
+      local conn <close> = pg.connect(%q)
+      io.stdout:write("connected\n"); io.stdout:flush()
+      conn:exec("SELECT pg_sleep(60)")
+      print("not reached")
+    ]]):format(c.url))
+    local p = assert(proc.spawn { argv = { t.bin, script }, stdout = "pipe",
+      stderr = { path = dir .. "/err" } })
+    assert.are.equal("connected", p.stdout:read("l"))
+    local start = core.now()
+    core.sleep(0.2)
+    p:kill("INT")
+    local how, code = p:wait(10)
+    assert.are.equal("exited", how)
+    assert.are.equal(130, code)
+    assert.is_true(core.now() - start < 5)
+    assert.matches("interrupted", t.read(dir .. "/err"))
+    assert.is_nil(p.stdout:read("a"):find("not reached"))
+  end)
+end)
