@@ -31,6 +31,26 @@ CREATE TABLE IF NOT EXISTS hectic.updated_at (
 
 CREATE TABLE IF NOT EXISTS hectic.immutable ();
 
+-- A table of that name made by something else would be skipped above: say so clearly.
+DO $hectic_inheritance_check$
+DECLARE
+  missing text;
+BEGIN
+  SELECT string_agg(format('hectic.%s(%s)', c.tbl, c.col), ', ') INTO missing
+    FROM (VALUES
+        ('created_at', 'created_at'),
+        ('updated_at', 'updated_at')
+      ) AS c(tbl, col)
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = pg_catalog.to_regclass('hectic.' || c.tbl)
+                        AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'hectic: a parent table exists but was not made by the hectic bundle (no column %)', missing
+      USING HINT = 'rename or drop that table, then apply the bundle again';
+  END IF;
+END
+$hectic_inheritance_check$;
+
 -- Helpers that older bundles also define: positional parameters, existing names re-used
 -- (see secret.sql for why).
 DO $hectic_inheritance_helpers$
@@ -225,6 +245,9 @@ BEGIN
          AND e.evttags = ARRAY['CREATE TABLE']::text[]);
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger AS e WHERE e.evtname = et.evtname) THEN
       EXECUTE format('DROP EVENT TRIGGER %I', et.evtname);
+      RAISE NOTICE 'hectic: recreated event trigger %', et.evtname;
+    ELSE
+      RAISE NOTICE 'hectic: created event trigger %', et.evtname;
     END IF;
     EXECUTE format('CREATE EVENT TRIGGER %I ON ddl_command_end WHEN TAG IN (''CREATE TABLE'') '
                    || 'EXECUTE FUNCTION %s', et.evtname, et.fn);

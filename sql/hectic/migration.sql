@@ -33,6 +33,27 @@ CREATE TABLE IF NOT EXISTS hectic.migration (
   applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+-- A table of that name made by something else would be skipped above: say so clearly.
+DO $hectic_migration_check$
+DECLARE
+  missing text;
+BEGIN
+  SELECT string_agg(format('hectic.%s(%s)', c.tbl, c.col), ', ') INTO missing
+    FROM (VALUES
+        ('migration', 'name'),
+        ('migration', 'hash')
+      ) AS c(tbl, col)
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = pg_catalog.to_regclass('hectic.' || c.tbl)
+                        AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'hectic: table hectic.migration exists but was not made by the hectic bundle (no column %)', missing
+      USING HINT = 'a table without hash was probably made by pg-migration: rename it (ALTER TABLE hectic.migration '
+                   || 'RENAME TO migration_old), apply the bundle again and record the applied migrations anew';
+  END IF;
+END
+$hectic_migration_check$;
+
 -- Upgrade: drop any UNIQUE constraint on exactly (hash) (the original named it
 -- migration_hash_key; match by columns, not by name).
 DO $hectic_migration_hash$

@@ -20,6 +20,26 @@ CREATE TABLE IF NOT EXISTS hectic.secret (
   value TEXT NOT NULL
 );
 
+-- A table of that name made by something else would be skipped above: say so clearly.
+DO $hectic_secret_check$
+DECLARE
+  missing text;
+BEGIN
+  SELECT string_agg(format('hectic.%s(%s)', c.tbl, c.col), ', ') INTO missing
+    FROM (VALUES
+        ('secret', 'key'),
+        ('secret', 'value')
+      ) AS c(tbl, col)
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = pg_catalog.to_regclass('hectic.' || c.tbl)
+                        AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'hectic: table hectic.secret exists but was not made by the hectic bundle (no column %)', missing
+      USING HINT = 'rename or drop that table, then apply the bundle again';
+  END IF;
+END
+$hectic_secret_check$;
+
 -- Dotenv loader, kept compatible with the original one for external callers:
 --  * the text is split on LF; a trailing CR is removed from each line (deliberate fix: the
 --    original kept it, so CRLF files gave values ending in CR with their quotes kept);

@@ -13,6 +13,26 @@ CREATE TABLE IF NOT EXISTS hectic.version (
   installed_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+-- A table of that name made by something else would be skipped above: say so clearly.
+DO $hectic_version_check$
+DECLARE
+  missing text;
+BEGIN
+  SELECT string_agg(format('hectic.%s(%s)', c.tbl, c.col), ', ') INTO missing
+    FROM (VALUES
+        ('version', 'name'),
+        ('version', 'version')
+      ) AS c(tbl, col)
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = pg_catalog.to_regclass('hectic.' || c.tbl)
+                        AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'hectic: table hectic.version exists but was not made by the hectic bundle (no column %)', missing
+      USING HINT = 'rename or drop that table, then apply the bundle again';
+  END IF;
+END
+$hectic_version_check$;
+
 DO $hectic_version$
 DECLARE
   expected CONSTANT text := '@HECTIC_VERSION@';
