@@ -146,6 +146,9 @@ CREATE EVENT TRIGGER hectic_attach_immutable_triggers ON ddl_command_end
 ]]
 
 local HASH_A = string.rep("a", 64)
+local INSERT1 = "INSERT INTO hectic.migration (name, hash) VALUES ($1, $2)"
+local INSERT2 = [[INSERT INTO hectic.migration (name, hash)
+  VALUES ('20250101000000-a', $1), ('20250101000001-b', $1)]]
 
 describe("hectic bundle", function()
   describe("files", function()
@@ -157,7 +160,8 @@ describe("hectic bundle", function()
       assert.are.equal("sql/hectic/version.sql", files[1].path)
       assert.matches("expected CONSTANT text := '0.1.0'", files[1].sql, 1, true)
       for _, f in ipairs(files) do assert.is_nil(f.sql:find("@HECTIC_VERSION@", 1, true)) end
-      assert.truthy(require("dbtool.core").embedded("sql/hectic/version.sql"):find("@HECTIC_VERSION@", 1, true))
+      local raw = require("dbtool.core").embedded("sql/hectic/version.sql")
+      assert.truthy(raw:find("@HECTIC_VERSION@", 1, true))
     end)
 
     it("sql() is the four files in order inside one transaction", function()
@@ -248,7 +252,8 @@ describe("hectic bundle", function()
 
     it("accepts a table that INHERITS hectic.created_at", function()
       local conn <close> = pg.connect(url)
-      conn:exec("CREATE TABLE public.ok (id serial PRIMARY KEY, name text UNIQUE) INHERITS (hectic.created_at)")
+      conn:exec([[CREATE TABLE public.ok (id serial PRIMARY KEY, name text UNIQUE)
+        INHERITS (hectic.created_at)]])
       conn:exec("INSERT INTO public.ok (name) VALUES ('a')")
       assert.is_true(value(conn, "SELECT created_at <= now() FROM public.ok"))
     end)
@@ -286,10 +291,11 @@ describe("hectic bundle", function()
       assert.is_true(value(conn, "SELECT updated_at > $1::timestamptz FROM public.upd", before))
     end)
 
-    it("exempts the schemas listed by ALTER DATABASE SET hectic.inheritance_extra_excluded_schemas", function()
+    it("exempts schemas listed by ALTER DATABASE SET hectic.inheritance_extra_excluded_schemas", function()
       local admin <close> = pg.connect(url)
       admin:exec("CREATE SCHEMA legacy; CREATE SCHEMA etl; CREATE SCHEMA other")
-      admin:exec('ALTER DATABASE "' .. dbname .. "\" SET hectic.inheritance_extra_excluded_schemas = 'legacy, etl'")
+      admin:exec('ALTER DATABASE "' .. dbname
+        .. "\" SET hectic.inheritance_extra_excluded_schemas = 'legacy, etl'")
       local conn <close> = pg.connect(url) -- a new session sees the database setting
       conn:exec("CREATE TABLE legacy.old_style (x int)")
       conn:exec("CREATE TABLE etl.staging (x int)")
@@ -337,7 +343,8 @@ describe("hectic bundle", function()
 
       it("block INSERT, UPDATE, DELETE and TRUNCATE outside migration mode", function()
         local conn <close> = pg.connect(url)
-        local hint = "wrap the statement in a migration transaction with SET LOCAL hectic.migration_mode = 'on'"
+        local hint = "wrap the statement in a migration transaction with "
+          .. "SET LOCAL hectic.migration_mode = 'on'"
         for op, sql in pairs {
           INSERT = "INSERT INTO public.frozen (id, label) VALUES (1, 'x')",
           UPDATE = "UPDATE public.frozen SET label = 'y'",
@@ -414,7 +421,7 @@ describe("hectic bundle", function()
       assert.are.equal("row 'hectic' of hectic.version", c.missing[1])
     end)
 
-    it("a different version in the database raises the original message, exit 13, and changes nothing", function()
+    it("a different version raises the original message, exit 13, and changes nothing", function()
       local url = t.fresh_db("bundle")
       local conn <close> = pg.connect(url)
       apply(conn)
@@ -564,8 +571,10 @@ describe("hectic bundle", function()
       for sql, msg in pairs {
         ["SELECT hectic.load_secrets('[1]')"] = "expected a JSON object",
         ["SELECT hectic.load_secrets(NULL)"] = "got NULL",
-        [ [[SELECT hectic.load_secrets('{"A": "x", "B": 2}')]] ] = 'the value of "B" must be a JSON string, got number',
-        [ [[SELECT hectic.load_secrets('{"A": null}')]] ] = 'the value of "A" must be a JSON string, got null',
+        [ [[SELECT hectic.load_secrets('{"A": "x", "B": 2}')]] ] =
+          'the value of "B" must be a JSON string, got number',
+        [ [[SELECT hectic.load_secrets('{"A": null}')]] ] =
+          'the value of "A" must be a JSON string, got null',
         [ [[SELECT hectic.load_secrets('{"": "x"}')]] ] = "empty key",
       } do
         e = failing(conn.exec, conn, sql)
@@ -590,17 +599,14 @@ describe("hectic bundle", function()
       local url = t.fresh_db("bundle")
       local conn <close> = pg.connect(url)
       apply(conn)
-      conn:exec("INSERT INTO hectic.migration (name, hash) VALUES ('20250101000000-a', $1), ('20250101000001-b', $1)",
-        HASH_A)
+      conn:exec(INSERT2, HASH_A)
       assert.are.equal(2, value(conn, "SELECT count(*) FROM hectic.migration"))
-      local e = failing(conn.exec, conn, "INSERT INTO hectic.migration (name, hash) VALUES ('20250101000000-a', $1)",
-        HASH_A)
+      local e = failing(conn.exec, conn, INSERT1, "20250101000000-a", HASH_A)
       assert.are.equal("23505", e.sqlstate)
       assert.are.equal("migration_name_key", e.constraint)
-      e = failing(conn.exec, conn, "INSERT INTO hectic.migration (name, hash) VALUES ('bad-name', $1)", HASH_A)
+      e = failing(conn.exec, conn, INSERT1, "bad-name", HASH_A)
       assert.are.equal("23514", e.sqlstate)
-      e = failing(conn.exec, conn, "INSERT INTO hectic.migration (name, hash) VALUES ('20250101000002-c', $1)",
-        string.rep("A", 64))
+      e = failing(conn.exec, conn, INSERT1, "20250101000002-c", string.rep("A", 64))
       assert.are.equal("23514", e.sqlstate)
       assert.are.same({ "hectic_t_sha256_lower" }, column(conn,
         "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'hectic.migration'::regclass"))
@@ -642,7 +648,8 @@ describe("hectic bundle", function()
         .. "byte-identical migrations can now both be applied" }, r.changes)
       assert.are.equal("ok", bundle.check_version(conn).status)
       assert.are.same({ "migration_name_key", "migration_pkey" }, column(conn, [[SELECT conname::text
-        FROM pg_constraint WHERE conrelid = 'hectic.migration'::regclass AND contype IN ('u', 'p') ORDER BY 1]]))
+        FROM pg_constraint WHERE conrelid = 'hectic.migration'::regclass AND contype IN ('u', 'p')
+        ORDER BY 1]]))
       conn:exec("INSERT INTO hectic.migration (name, hash) VALUES ('20250101000001-b', $1)", HASH_A)
       assert.are.equal(2, value(conn, "SELECT count(*) FROM hectic.migration"))
       assert.are.equal("abc", value(conn, "SELECT hectic.get_secret('TOKEN')"))
@@ -663,8 +670,7 @@ describe("hectic bundle", function()
       local url = t.fresh_db("bundle")
       local conn <close> = pg.connect(url)
       apply(conn)
-      conn:exec("INSERT INTO hectic.migration (name, hash) VALUES ('20250101000000-a', $1), ('20250101000001-b', $1)",
-        HASH_A)
+      conn:exec(INSERT2, HASH_A)
       conn:exec(ORIGINAL_LIKE) -- what `migrator init`/`migrate` of the original runs every time
       conn:exec(ORIGINAL_LIKE)
       assert.are.equal(2, value(conn, "SELECT count(*) FROM hectic.migration"))
@@ -679,7 +685,8 @@ describe("hectic bundle", function()
       local conn <close> = pg.connect(url)
       conn:exec([[CREATE SCHEMA hectic; CREATE TABLE hectic.test_table (id int, v text);
         INSERT INTO hectic.test_table VALUES (1, 'kept'), (2, 'also kept');
-        CREATE TABLE public.users (id int PRIMARY KEY, name text); INSERT INTO public.users VALUES (1, 'ann')]])
+        CREATE TABLE public.users (id int PRIMARY KEY, name text);
+        INSERT INTO public.users VALUES (1, 'ann')]])
       apply(conn)
       assert.are.same({ "kept", "also kept" }, column(conn, "SELECT v FROM hectic.test_table ORDER BY id"))
       -- tables made before the bundle are not retrofitted
@@ -732,8 +739,10 @@ describe("hectic bundle", function()
       assert.are.equal("idle", conn:transaction_status())
       assert.are.same({ "set_updated_at" }, column(conn,
         "SELECT proname::text FROM pg_proc WHERE pronamespace = 'hectic'::regnamespace"))
-      assert.are.equal(0, value(conn, "SELECT count(*) FROM pg_class WHERE relnamespace = 'hectic'::regnamespace"))
-      assert.are.equal(0, value(conn, "SELECT count(*) FROM pg_type WHERE typnamespace = 'hectic'::regnamespace"))
+      assert.are.equal(0, value(conn,
+        "SELECT count(*) FROM pg_class WHERE relnamespace = 'hectic'::regnamespace"))
+      assert.are.equal(0, value(conn,
+        "SELECT count(*) FROM pg_type WHERE typnamespace = 'hectic'::regnamespace"))
     end)
 
     it("without superuser fails at the event triggers, leaves no hectic schema, and says why", function()
