@@ -203,6 +203,7 @@ local function line_col(text, position)
   end
   return line, col
 end
+M._line_col = line_col
 
 local function apply_error(e, file)
   if not errors.is(e) or not e.sqlstate then error(e, 0) end

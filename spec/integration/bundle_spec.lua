@@ -164,6 +164,13 @@ describe("hectic bundle", function()
       assert.truthy(raw:find("@HECTIC_VERSION@", 1, true))
     end)
 
+    it("maps an error position (characters) to line:column", function()
+      local text = "SELECT 1;\n-- é\nSELECT x FROM y;\n"
+      assert.are.same({ 1, 1 }, { bundle._line_col(text, 1) })
+      assert.are.same({ 2, 4 }, { bundle._line_col(text, 14) })  -- "é" is one character
+      assert.are.same({ 3, 8 }, { bundle._line_col(text, 23) })  -- the "x"
+    end)
+
     it("sql() is the four files in order inside one transaction", function()
       local s = bundle.sql()
       local a = s:find("-- sql/hectic/version.sql", 1, true)
