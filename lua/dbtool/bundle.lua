@@ -228,13 +228,6 @@ local function apply_error(e, file)
   return errors.new(errors.BUG, "hectic bundle apply failed: " .. msg, fields)
 end
 
--- The notice handler in place (the binding keeps it as user value 1 of the connection) so
--- that apply() can route notices to debug and put the caller's handler back afterwards.
-local function current_notice_handler(conn)
-  local h = debug.getuservalue(conn, 1)
-  if type(h) == "function" then return h end
-  return nil
-end
 
 --- Apply the bundle over `conn` in one transaction: version → secret → migration →
 --  inheritance. If `conn` is idle: BEGIN … COMMIT. If the caller has a transaction open: a
@@ -268,8 +261,8 @@ function M.apply(conn, opts)
 
   local started = core.now and core.now() or os.time()
   local notices, changes = {}, {}
-  local previous_handler = current_notice_handler(conn)
-  conn:on_notice(function(n)
+  -- on_notice returns the handler in place, put back when apply() ends
+  local previous_handler = conn:on_notice(function(n)
     notices[#notices + 1] = { severity = n.severity, msg = n.msg }
     local msg = n.msg or ""
     if msg:match("^hectic: ") then changes[#changes + 1] = msg:sub(9) end
