@@ -13,7 +13,8 @@
  *                                 status is "FATAL_ERROR" and field `error` (not raised)
  *   conn:put_copy_data(s), conn:put_copy_end([errmsg]), conn:get_copy_data() → s | nil
  *   conn:escape_literal(s), conn:escape_identifier(s)
- *   conn:on_notice(fn | nil)    fn(notice) with the same fields as errors
+ *   conn:on_notice(fn | nil)    fn(notice) with the same fields as errors; returns the
+ *                               previous handler
  *   conn:transaction_status(), conn:status(), conn:server_version(), conn:backend_pid(),
  *   conn:info() → {db=, user=, host=, port=}, conn:cancel(), conn:close()
  *
@@ -733,13 +734,16 @@ static int pg_m_escape_identifier(lua_State *L) {
 
 /* ---------------------------------------------------------------- state */
 
+/* conn:on_notice(fn | nil) → the previous handler (or nil) */
 static int pg_m_on_notice(lua_State *L) {
   pg_check(L, 1);
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1); /* 3: previous */
+  lua_pushvalue(L, 2);
   lua_setiuservalue(L, 1, 1);
-  return 0;
+  return 1;
 }
 
 static int pg_m_transaction_status(lua_State *L) {
