@@ -72,7 +72,9 @@ function M.commands(proj)
   -- commands that exist only as project files
   for _, p in ipairs(loader.paths) do
     local dir = p.path:match("^([^;?]*)/%?%.lua")
-    if dir then
+    local probe = dir and io.open(dir .. "/dbtool/cmd")
+    if probe then probe:close() end
+    if probe then
       local ok, dirent = pcall(require, "posix.dirent")
       local okf, files = false, nil
       if ok then okf, files = pcall(dirent.dir, dir .. "/dbtool/cmd") end
