@@ -26,11 +26,13 @@ unset __dbt_sourced
 case "${1-}" in
   -h|--help) "@DB_TOOL@" postgres-init --help; return $? ;;
 esac
+# (inside `if`, a failure does not end a caller running under `set -e` before we clean up)
 if __dbt_env=$("@DB_TOOL@" postgres-init --export-sh); then
   eval "$__dbt_env"
   unset __dbt_env
   return 0
+else
+  __dbt_rc=$?
 fi
-__dbt_rc=$?
 unset __dbt_env
 eval "unset __dbt_rc; return $__dbt_rc"

@@ -228,8 +228,8 @@ end
 --- other "cannot start here" condition.
 function M.check_root(euid, prog)
   if euid == 0 then
-    errors.raise(errors.AMBIGUOUS, (prog or "postgres-init") ..
-      ": refusing to run as root: PostgreSQL servers cannot run as root, nothing was changed", {
+    errors.raise(errors.AMBIGUOUS,
+      "refusing to run as root: PostgreSQL servers cannot run as root, nothing was changed", {
         hint = "run it as an unprivileged user, e.g. `runuser -u <user> -- " ..
           (prog or "postgres-init") .. "`",
       })

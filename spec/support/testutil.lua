@@ -119,55 +119,29 @@ local shared_cluster
 local db_counter = 0
 
 local function pg_bindir()
-  local bindir = os.getenv("PG_BINDIR")
-  if bindir and bindir ~= "" then return bindir end
-  local p = proc.spawn { argv = { "pg_config", "--bindir" }, stdout = "pipe" }
-  if p then
-    local out = p.stdout:read("a")
-    p:wait()
-    out = out and out:match("^%s*(.-)%s*$")
-    if out and out ~= "" then return out end
-  end
-  return "/usr/lib/postgresql/15/bin"
+  return require("dbtool.cluster").bindir()
 end
 M.pg_bindir = pg_bindir
 
---- A PostgreSQL server shared by the whole busted run (socket only, fsync off).
---  Returns {dir =, host =, port =, url =, conninfo =}. Stopped when the run ends.
+--- A PostgreSQL server shared by the whole busted run, started by dbtool.cluster from the
+--  template cache (socket only, fsync/synchronous_commit/full_page_writes off).
+--  Returns {dir =, host =, port =, url =, conninfo =, handle =} (host: the socket directory;
+--  handle: the dbtool.cluster handle). Stopped when the run ends.
 function M.cluster()
   if shared_cluster then return shared_cluster end
   if unistd.geteuid() == 0 then
     error("PostgreSQL refuses to run as root: run specs with `make spec` / `make check`")
   end
-  local pg = require "dbtool.core.pg"
-  local core = require "dbtool.core"
   local dir = M.tmpdir("pg")
-  local bindir = pg_bindir()
-  local r = M.run { argv = { bindir .. "/initdb", "-D", dir .. "/data", "-A", "trust", "--no-locale",
-    "-E", "UTF8", "--no-sync" } }
-  assert(r.code == 0, "initdb failed: " .. r.stderr)
-  local p = assert(proc.spawn {
-    argv = { bindir .. "/postgres", "-D", dir .. "/data", "-k", dir, "-p", "5432",
-      "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-      "-c", "full_page_writes=off", "-c", "max_connections=100" },
-    stdin = "null", stdout = { path = dir .. "/server.log" }, stderr = "stdout", detach = true,
-  })
-  local conninfo = "host=" .. dir .. " port=5432 dbname=postgres"
-  local deadline = core.now() + 30
-  while pg.ping(conninfo) ~= "ok" do
-    if core.now() > deadline or p:wait(0) then
-      error("postgres did not start:\n" .. (M.read(dir .. "/server.log") or ""))
-    end
-    core.sleep(0.005)
-  end
-  shared_cluster = {
-    dir = dir, host = dir, port = 5432, process = p, conninfo = conninfo,
-    url = "postgresql:///postgres?host=" .. dir .. "&port=5432",
+  local h = require("dbtool.cluster").start {
+    dir = dir, port = 5432, database = "postgres", preload = "", logging = false,
+    settings = { synchronous_commit = "off", full_page_writes = "off", max_connections = 100 },
   }
-  M.at_exit(function()
-    p:kill("INT")
-    p:wait(20)
-  end)
+  shared_cluster = {
+    dir = dir, host = h.host, port = h.port, conninfo = h.conninfo, url = h.url, handle = h,
+    process = h.process,
+  }
+  M.at_exit(function() h:stop() end)
   return shared_cluster
 end
 

@@ -28,6 +28,7 @@ reported on stderr), except 9 for an unknown argument.]],
 }
 
 function M.main(argv)
+  require("dbtool.cli").namespace = "postgres-cleanup"
   local opts = args.parse(SPEC, argv)
   if opts.help then
     io.stdout:write(args.help(SPEC))

@@ -75,6 +75,7 @@ local SPEC = {
 }
 
 function M.main(argv)
+  require("dbtool.cli").namespace = "postgres-init"
   local opts = args.parse(SPEC, argv)
   if opts.help then
     io.stdout:write(args.help(SPEC))
