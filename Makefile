@@ -14,7 +14,8 @@ BUILD      ?= build
 CC         ?= cc
 PKGS       := lua5.4 libpq libsodium sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libpq is dlopen'ed on first use (src/lpg.c): only its headers are needed at build time
+PKG_LIBS   := $(shell pkg-config --libs lua5.4 libsodium sqlite3 2>/dev/null)
 OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 CWARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -69,20 +70,23 @@ lint:
 
 # The suite starts real PostgreSQL servers, which refuse to run as root: as root we copy
 # the tree to a scratch directory owned by an unprivileged user and run it there.
-check: all
+# deps first, then a fresh make (pkg-config flags are read when the Makefile is parsed)
+check: deps
+	@$(MAKE) --no-print-directory all
 	@sh spec/support/run-checks.sh
 
 # make spec SPEC="spec/unit/args_spec.lua spec/cli"   (no luacheck; as the test user too)
 spec: all
 	@SPEC="$(SPEC)" sh spec/support/run-checks.sh
 
-asan:
+asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-Wl,-E -fsanitize=address,undefined" all
 	@DB_TOOL_BUILD=build-asan sh spec/support/run-checks.sh
 
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@sh examples/demo.sh
 
 bench: all

@@ -43,5 +43,8 @@ void dbt_at_interrupt(void (*fn)(void));
 int luaopen_dbtool_core(lua_State *L);
 int luaopen_dbtool_core_proc(lua_State *L);
 int luaopen_dbtool_core_pg(lua_State *L);
+int luaopen_dbtool_core_sqlite(lua_State *L);
+int luaopen_dbtool_core_sodium(lua_State *L);
+int luaopen_dbtool_core_sqlscan(lua_State *L);
 
 #endif

@@ -13,7 +13,8 @@
  *                                 status is "FATAL_ERROR" and field `error` (not raised)
  *   conn:put_copy_data(s), conn:put_copy_end([errmsg]), conn:get_copy_data() → s | nil
  *   conn:escape_literal(s), conn:escape_identifier(s)
- *   conn:on_notice(fn | nil)    fn(notice) with the same fields as errors
+ *   conn:on_notice(fn | nil)    fn(notice) with the same fields as errors; returns the
+ *                               previous handler
  *   conn:transaction_status(), conn:status(), conn:server_version(), conn:backend_pid(),
  *   conn:info() → {db=, user=, host=, port=}, conn:cancel(), conn:close()
  *
@@ -30,6 +31,7 @@
  * The first SIGINT cancels the query in flight (PQcancel is signal-safe), then the host
  * raises the "interrupted" error.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,136 @@
 #include <libpq-fe.h>
 
 #include "dbtool.h"
+
+/*
+ * libpq is loaded with dlopen on first use of this module rather than linked: its
+ * dependency tree (TLS, GSSAPI, LDAP, ...) costs ~7 ms at every start of the binary,
+ * which `database --help` and most commands that never connect should not pay.
+ * Calls go through this table; `PQexec(...)` expands to `pg_lib.PQexec(...)`.
+ */
+#define PG_LIB_FUNCS(X) \
+  X(PQbackendPID) \
+  X(PQcancel) \
+  X(PQclear) \
+  X(PQclientEncoding) \
+  X(PQcmdStatus) \
+  X(PQcmdTuples) \
+  X(PQconnectdb) \
+  X(PQconnectdbParams) \
+  X(PQconninfoFree) \
+  X(PQconninfoParse) \
+  X(PQdb) \
+  X(PQerrorMessage) \
+  X(PQescapeIdentifier) \
+  X(PQescapeLiteral) \
+  X(PQexec) \
+  X(PQexecParams) \
+  X(PQfinish) \
+  X(PQfname) \
+  X(PQfreeCancel) \
+  X(PQfreemem) \
+  X(PQftype) \
+  X(PQgetCancel) \
+  X(PQgetCopyData) \
+  X(PQgetResult) \
+  X(PQgetisnull) \
+  X(PQgetlength) \
+  X(PQgetvalue) \
+  X(PQhost) \
+  X(PQlibVersion) \
+  X(PQnfields) \
+  X(PQntuples) \
+  X(PQping) \
+  X(PQpingParams) \
+  X(PQport) \
+  X(PQputCopyData) \
+  X(PQputCopyEnd) \
+  X(PQresStatus) \
+  X(PQresultErrorField) \
+  X(PQresultErrorMessage) \
+  X(PQresultStatus) \
+  X(PQsendQuery) \
+  X(PQserverVersion) \
+  X(PQsetNoticeReceiver) \
+  X(PQstatus) \
+  X(PQtransactionStatus) \
+  X(PQuser) \
+  X(pg_encoding_to_char)
+
+#define PG_LIB_DECL(name) __typeof__(name) *name;
+static struct {
+  void *handle;
+  PG_LIB_FUNCS(PG_LIB_DECL)
+} pg_lib;
+
+/* Load libpq and resolve every function, or raise (exit 127: missing dependency). */
+static void pg_lib_load(lua_State *L) {
+  const char *sonames[] = {"libpq.so.5", "libpq.so", NULL};
+  int i;
+  void *h = NULL;
+  if (pg_lib.handle != NULL)
+    return;
+  for (i = 0; sonames[i] != NULL && h == NULL; i++)
+    h = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL)
+    dbt_error(L, 127, "cannot load libpq (PostgreSQL client library): %s", dlerror());
+#define PG_LIB_SYM(name)                                                       \
+  *(void **)(&pg_lib.name) = dlsym(h, #name);                                  \
+  if (pg_lib.name == NULL)                                                     \
+    dbt_error(L, 127, "libpq lacks %s: the installed libpq is too old", #name);
+  PG_LIB_FUNCS(PG_LIB_SYM)
+#undef PG_LIB_SYM
+  pg_lib.handle = h;
+}
+
+#define PQbackendPID pg_lib.PQbackendPID
+#define PQcancel pg_lib.PQcancel
+#define PQclear pg_lib.PQclear
+#define PQclientEncoding pg_lib.PQclientEncoding
+#define PQcmdStatus pg_lib.PQcmdStatus
+#define PQcmdTuples pg_lib.PQcmdTuples
+#define PQconnectdb pg_lib.PQconnectdb
+#define PQconnectdbParams pg_lib.PQconnectdbParams
+#define PQconninfoFree pg_lib.PQconninfoFree
+#define PQconninfoParse pg_lib.PQconninfoParse
+#define PQdb pg_lib.PQdb
+#define PQerrorMessage pg_lib.PQerrorMessage
+#define PQescapeIdentifier pg_lib.PQescapeIdentifier
+#define PQescapeLiteral pg_lib.PQescapeLiteral
+#define PQexec pg_lib.PQexec
+#define PQexecParams pg_lib.PQexecParams
+#define PQfinish pg_lib.PQfinish
+#define PQfname pg_lib.PQfname
+#define PQfreeCancel pg_lib.PQfreeCancel
+#define PQfreemem pg_lib.PQfreemem
+#define PQftype pg_lib.PQftype
+#define PQgetCancel pg_lib.PQgetCancel
+#define PQgetCopyData pg_lib.PQgetCopyData
+#define PQgetResult pg_lib.PQgetResult
+#define PQgetisnull pg_lib.PQgetisnull
+#define PQgetlength pg_lib.PQgetlength
+#define PQgetvalue pg_lib.PQgetvalue
+#define PQhost pg_lib.PQhost
+#define PQlibVersion pg_lib.PQlibVersion
+#define PQnfields pg_lib.PQnfields
+#define PQntuples pg_lib.PQntuples
+#define PQping pg_lib.PQping
+#define PQpingParams pg_lib.PQpingParams
+#define PQport pg_lib.PQport
+#define PQputCopyData pg_lib.PQputCopyData
+#define PQputCopyEnd pg_lib.PQputCopyEnd
+#define PQresStatus pg_lib.PQresStatus
+#define PQresultErrorField pg_lib.PQresultErrorField
+#define PQresultErrorMessage pg_lib.PQresultErrorMessage
+#define PQresultStatus pg_lib.PQresultStatus
+#define PQsendQuery pg_lib.PQsendQuery
+#define PQserverVersion pg_lib.PQserverVersion
+#define PQsetNoticeReceiver pg_lib.PQsetNoticeReceiver
+#define PQstatus pg_lib.PQstatus
+#define PQtransactionStatus pg_lib.PQtransactionStatus
+#define PQuser pg_lib.PQuser
+#define pg_encoding_to_char pg_lib.pg_encoding_to_char
+
 
 #define PG_CONN_MT "dbtool.pg.conn"
 
@@ -602,13 +734,16 @@ static int pg_m_escape_identifier(lua_State *L) {
 
 /* ---------------------------------------------------------------- state */
 
+/* conn:on_notice(fn | nil) → the previous handler (or nil) */
 static int pg_m_on_notice(lua_State *L) {
   pg_check(L, 1);
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1); /* 3: previous */
+  lua_pushvalue(L, 2);
   lua_setiuservalue(L, 1, 1);
-  return 0;
+  return 1;
 }
 
 static int pg_m_transaction_status(lua_State *L) {
@@ -742,6 +877,7 @@ static const luaL_Reg pg_funcs[] = {
 };
 
 int luaopen_dbtool_core_pg(lua_State *L) {
+  pg_lib_load(L);
   luaL_newmetatable(L, PG_CONN_MT);
   luaL_setfuncs(L, pg_meta, 0);
   luaL_newlib(L, pg_methods);

@@ -225,7 +225,26 @@ static int core_sleep(lua_State *L) {
   return 0;
 }
 
+/* getcwd and isatty: needed at every start, where loading luaposix would cost a dlopen. */
+static int core_getcwd(lua_State *L) {
+  char buf[4096];
+  if (getcwd(buf, sizeof buf) == NULL) {
+    luaL_pushfail(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int core_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+  {"getcwd", core_getcwd},
+  {"isatty", core_isatty},
   {"now", core_now},
   {"sleep", core_sleep},
   {"embedded", core_embedded},
@@ -252,6 +271,9 @@ static const luaL_Reg host_preload[] = {
   {"dbtool.core", luaopen_dbtool_core},
   {"dbtool.core.proc", luaopen_dbtool_core_proc},
   {"dbtool.core.pg", luaopen_dbtool_core_pg},
+  {"dbtool.core.sqlite", luaopen_dbtool_core_sqlite},
+  {"dbtool.core.sodium", luaopen_dbtool_core_sodium},
+  {"dbtool.core.sqlscan", luaopen_dbtool_core_sqlscan},
   {NULL, NULL}
 };
 

@@ -65,7 +65,7 @@ function M.child_env(extra)
 end
 
 local function cwd()
-  return require("posix.unistd").getcwd() or "."
+  return require("dbtool.core").getcwd() or "."
 end
 
 -- ---------------------------------------------------------------- seed defaults

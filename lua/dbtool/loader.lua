@@ -53,7 +53,7 @@ function M.configure(opts)
     dbdir = getenv("DATABASE_DIR")
     if not dbdir or dbdir == "" then
       local localdir = getenv("LOCAL_DIR")
-      if not localdir or localdir == "" then localdir = require("posix.unistd").getcwd() or "." end
+      if not localdir or localdir == "" then localdir = core.getcwd() or "." end
       dbdir = localdir .. "/db"
     end
   end

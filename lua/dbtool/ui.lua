@@ -2,12 +2,7 @@
 -- only, and the pager. Everything here degrades to plain text when piped.
 local M = {}
 
-local unistd -- posix.unistd, loaded on first use
-
-local function isatty(fd)
-  unistd = unistd or require "posix.unistd"
-  return unistd.isatty(fd) == 1
-end
+local isatty = require("dbtool.core").isatty
 
 local tty_cache = {}
 

@@ -45,16 +45,28 @@ describe("the db-tool binary", function()
     assert.matches("stack traceback", r.stderr)
   end)
 
-  it("treats errors escaping a command as bugs: exit 13", function()
+  it("reports unexpected errors as bugs: exit 13, traceback with DB_TOOL_DEBUG", function()
+    local code = [[
+      local errors = require "dbtool.errors"
+      local ok, e = errors.try(function() local x = nil; return x.y end)
+      os.exit(require("dbtool.cli").report(e))
+    ]]
+    local r = t.run { "db-tool", "-e", code }
+    assert.are.equal(13, r.code)
+    assert.matches("internal error: .*attempt to index", r.stderr)
+    assert.matches("DB_TOOL_DEBUG=1", r.stderr)
+    r = t.run { argv = { "db-tool", "-e", code }, env = { DB_TOOL_DEBUG = "1" } }
+    assert.matches("stack traceback", r.stderr)
+  end)
+
+  it("reports a failing project command as the project's error (exit 1), naming its file", function()
     local dir = t.tmpdir()
-    t.write(dir .. "/db/lua/dbtool/cmd/explode.lua",
+    local file = t.write(dir .. "/db/lua/dbtool/cmd/explode.lua",
       'return { summary = "x", run = function() local x = nil; return x.y end }')
     local r = t.run { argv = { "database", "explode" }, env = { LOCAL_DIR = dir } }
-    assert.are.equal(13, r.code)
-    assert.matches("internal error", r.stderr)
-    assert.matches("DB_TOOL_DEBUG=1", r.stderr)
-    r = t.run { argv = { "database", "explode" }, env = { LOCAL_DIR = dir, DB_TOOL_DEBUG = "1" } }
-    assert.matches("stack traceback", r.stderr)
+    assert.are.equal(1, r.code)
+    assert.matches("command 'explode' %(" .. file:gsub("%p", "%%%0") .. "%) failed", r.stderr)
+    assert.is_nil(r.stderr:find("internal error", 1, true))
   end)
 end)
 

@@ -45,11 +45,15 @@ local function module_of(name)
   return "dbtool.cmd." .. name:gsub("%-", "_")
 end
 
---- The project's extension file, if any (dbtool.project; never fatal for --help).
-local function project()
-  local ok, mod = pcall(require, "dbtool.project")
-  if not ok or type(mod) ~= "table" or not mod.load then return nil end
-  return mod.load()
+--- The project's extension file, if any. For help, a broken file is only a warning.
+local function project(for_help)
+  local mod = require "dbtool.project"
+  if not for_help then return mod.load() end
+  local ok, p = pcall(mod.load)
+  if ok then return p end
+  local msg = errors.is(p) and ((p.where and (p.where .. ": ") or "") .. p.msg) or tostring(p)
+  log.ns("db"):warn("ignoring the project file: %s", msg)
+  return nil
 end
 
 --- All subcommands: {name = {module = ..., summary = ..., origin = ...}}.
@@ -68,7 +72,9 @@ function M.commands(proj)
   -- commands that exist only as project files
   for _, p in ipairs(loader.paths) do
     local dir = p.path:match("^([^;?]*)/%?%.lua")
-    if dir then
+    local probe = dir and io.open(dir .. "/dbtool/cmd")
+    if probe then probe:close() end
+    if probe then
       local ok, dirent = pcall(require, "posix.dirent")
       local okf, files = false, nil
       if ok then okf, files = pcall(dirent.dir, dir .. "/dbtool/cmd") end
@@ -165,7 +171,7 @@ function M.main(argv)
     local a = rest[k]
     if a == "-h" or a == "--help" or a == "-?" or a == "help" or a == "?" then
       if sub == nil then
-        io.stdout:write(main_help(project()))
+        io.stdout:write(main_help(project(true)))
         return 0
       end
     elseif a == "--version" then
@@ -187,7 +193,7 @@ function M.main(argv)
     k = k + 1
   end
   if sub == nil then
-    io.stderr:write(main_help(project()))
+    io.stderr:write(main_help(project(true)))
     log.ns("db"):error("no subcommand specified. Use '--help' for usage information.")
     return errors.GENERIC
   end
@@ -247,7 +253,15 @@ function M.main(argv)
     end
   end
   if #globals.inherits > 0 then check_inherits(ctx, globals.inherits) end
-  return cmd.run(ctx, opts)
+  if entry.origin == "builtin" then return cmd.run(ctx, opts) end
+  -- a project command: its runtime errors are the project's, not db-tool bugs
+  local ok, res = xpcall(cmd.run, errors.handler, ctx, opts)
+  if ok then return res end
+  if res.bug then
+    res.exit, res.bug = errors.GENERIC, nil
+    res.msg = "command '" .. name .. "' (" .. tostring(entry.origin) .. ") failed: " .. res.msg
+  end
+  error(res, 0)
 end
 
 return M

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Run every benchmark: bench/*.lua with our binary (ratios against baselines measured in
+# the same invocation), then bench/*.sh. PostgreSQL-based ones need an unprivileged user:
+# as root they are re-run as dbtool-test (see spec/support/run-checks.sh).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+BUILD=${DB_TOOL_BUILD:-build}
+if [ "$(id -u)" = 0 ]; then
+  user=${DB_TOOL_TEST_USER:-dbtool-test}
+  id -u "$user" >/dev/null 2>&1 || useradd -m -s /bin/sh "$user"
+  exec runuser -u "$user" -- env -u TMPDIR HOME="$(getent passwd "$user" | cut -d: -f6)" sh "$0" "$@"
+fi
+export DB_TOOL_TOP="$top" DB_TOOL_BIN="$top/$BUILD/db-tool"
+for f in bench/*.lua; do
+  case "$f" in bench/lib.lua) continue ;; esac
+  if [ $# -gt 0 ]; then case " $* " in *" $(basename "$f" .lua) "*) ;; *) continue ;; esac; fi
+  echo "== $f"
+  "$DB_TOOL_BIN" "$f"
+done
+for f in bench/*.sh; do
+  case "$f" in bench/run.sh) continue ;; esac
+  if [ $# -gt 0 ]; then case " $* " in *" $(basename "$f" .sh) "*) ;; *) continue ;; esac; fi
+  echo "== $f"
+  sh "$f"
+done

@@ -1,0 +1,3 @@
+DROP TABLE shop.customer;
+DROP TABLE shop.currency;
+DROP SCHEMA shop;

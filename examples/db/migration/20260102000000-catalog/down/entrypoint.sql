@@ -1,0 +1,3 @@
+DROP TABLE shop.order_line;
+DROP TABLE shop.orders;
+DROP TABLE shop.product;

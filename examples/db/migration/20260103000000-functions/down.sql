@@ -1,0 +1,2 @@
+DROP FUNCTION shop.payment_request(bigint);
+DROP FUNCTION shop.order_total(bigint);

@@ -1,0 +1,5 @@
+CREATE TABLE users (
+  id_user INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  email TEXT UNIQUE
+);

@@ -1,0 +1,1 @@
+CREATE VIEW page_titles AS SELECT id_page, title FROM page;

@@ -1,0 +1,66 @@
+-- database sql: run a psql script in process (dbtool.sqlrun), like `psql -X -v ON_ERROR_STOP=1 -f`.
+local M = {
+  name = "sql",
+  summary = "run a psql script (\\i, \\set, \\if, COPY … FROM stdin) on the database",
+  usage = "database sql [-u URL] [-v NAME=VALUE]... [-1] [-p] FILE | -c SQL",
+  options = {
+    { "-v", "--set", arg = "NAME=VALUE", multi = true, help = "set the psql variable NAME (:NAME)" },
+    { "-1", "--single-transaction", help = "run the whole script in one transaction" },
+    { "-c", "--command", arg = "SQL", help = "run SQL (a psql script) instead of a file" },
+    { "-p", "--print-results", help = "print the rows of queries (tab-separated)" },
+    { "--continue-on-error", help = "report failing statements and go on (psql's default)" },
+  },
+  positionals = { { "file", optional = true, help = "the script; - reads standard input" } },
+  help = [[
+The script runs over one connection (-u URL, else PGURL, else DB_URL, else the local cluster)
+as psql would run it with ON_ERROR_STOP=1: statements one at a time, stopping at the first
+error, which is reported as file:line:col with the statement and a caret. Supported
+meta-commands: \i \ir \include \include_relative \set \unset \echo \qecho \warn \if \elif
+\else \endif \restrict \unrestrict; variables :name :'name' :"name" :{?name}. pg_dump's
+plain-format output (COPY blocks included) restores as with psql -f.
+Exit status: 0 ok, 1 a statement or meta-command failed, 3 no database or missing argument.]],
+}
+
+function M.run(ctx, opts)
+  local errors = require "dbtool.errors"
+  local vars = {}
+  for _, s in ipairs(opts.set or {}) do
+    local name, value = s:match("^([^=]+)=(.*)$")
+    if not name then name, value = s, "" end
+    vars[name] = value
+  end
+  if opts.file == nil and opts.command == nil then
+    errors.raise(errors.MISSING, "database sql: a FILE or -c SQL is required",
+      { hint = "see 'database sql --help'" })
+  end
+  if opts.file and opts.command then
+    errors.raise(errors.AMBIGUOUS, "database sql: give either FILE or -c SQL, not both")
+  end
+  local db = require "dbtool.db"
+  local sqlrun = require "dbtool.sqlrun"
+  local conn <close> = db.connect(ctx)
+  local run_opts = {
+    vars = vars,
+    single_transaction = opts.single_transaction,
+    on_error_stop = not opts.continue_on_error,
+    print_results = opts.print_results,
+    output = io.stdout,
+    log = ctx.log,
+  }
+  local summary
+  if opts.command then
+    run_opts.name = "<command>"
+    summary = sqlrun.string(conn, opts.command, run_opts)
+  else
+    summary = sqlrun.file(conn, opts.file, run_opts)
+  end
+  ctx.log:debug("%d statement%s in %.1f ms", summary.statements, summary.statements == 1 and "" or "s",
+    summary.time * 1000)
+  if summary.errors > 0 then
+    ctx.log:error("%d error%s", summary.errors, summary.errors == 1 and "" or "s")
+    return errors.GENERIC
+  end
+  return 0
+end
+
+return M

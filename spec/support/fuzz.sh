@@ -1,0 +1,46 @@
+#!/bin/sh
+# Build and run the libFuzzer target of the psql-script lexer (src/fuzz_sqlscan.c) with
+# AddressSanitizer and UBSan. Needs clang (Debian: apt-get install clang).
+#   sh spec/support/fuzz.sh [SECONDS]          (default 60; `make fuzz`, FUZZ_SECONDS=N)
+# The corpus is kept in build-fuzz/corpus; crashes are written to build-fuzz/crash-*.
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+secs=${1:-${FUZZ_SECONDS:-60}}
+CLANG=${CLANG:-clang}
+if ! command -v "$CLANG" >/dev/null 2>&1; then
+  echo "fuzz: clang not found (apt-get install clang)" >&2
+  exit 127
+fi
+out=build-fuzz
+mkdir -p "$out/corpus"
+# shellcheck disable=SC2046
+"$CLANG" -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -D_GNU_SOURCE -Isrc $(pkg-config --cflags lua5.4) \
+  -o "$out/fuzz_sqlscan" src/fuzz_sqlscan.c src/lsqlscan.c $(pkg-config --libs lua5.4) -lm
+# seeds: the kinds of text the lexer must handle
+i=0
+for s in \
+  "SELECT 1; SELECT 'a;''b', E'\\';', \"x;\"\"y\";" \
+  "CREATE FUNCTION f() RETURNS int AS \$body\$ BEGIN x := 1; RETURN \$1; END \$body\$ LANGUAGE plpgsql;" \
+  "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 1 END; END;" \
+  "\\set x 'v'
+SELECT :x, :'x', :\"x\", :{?x}, a::int, b[1:2] \\; SELECT 2;
+\\if :{?x}
+\\echo yes
+\\endif" \
+  "/* a /* nested; */ ; */ SELECT 1 -- c;
+; U&'\\0041' B'1' X'f' N'n' E'a'
+'\\'' ;" \
+  "COPY t (a, b) FROM stdin;
+1	x
+\\N	y\\tz
+\\.
+SELECT 1;"
+do
+  i=$((i + 1))
+  printf '%s' "$s" > "$out/corpus/seed$i"
+done
+echo "fuzz: running for ${secs}s"
+"$out/fuzz_sqlscan" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+  -artifact_prefix="$out/" "$out/corpus"
