@@ -4,8 +4,6 @@
 -- up/ directory, so an edited included file is noticed too:
 --   sha256 of the concatenation, in byte order of the relative path, of
 --   "<relative path>\0<sha256 hex of the file>\n"
--- SHA-256 comes from libsodium (dbtool.core.sodium); builds without it use sha256sum, one
--- process for a whole batch of files.
 local dirent = require "posix.dirent"
 local stat = require "posix.sys.stat"
 local errors = require "dbtool.errors"
@@ -13,59 +11,20 @@ local policy = require "dbtool.migrate.policy"
 
 local M = {}
 
-local has_sodium, na = pcall(require, "dbtool.core.sodium")
-if not has_sodium then na = nil end
-
-local function sha256sum(argv, stdin)
-  local proc = require "dbtool.core.proc"
-  local p, msg = proc.spawn { argv = argv, stdin = stdin and "pipe" or "null", stdout = "pipe" }
-  if not p then errors.raise(errors.NO_DEPENDENCY, "cannot run sha256sum: " .. tostring(msg)) end
-  if stdin then
-    p.stdin:write(stdin)
-    p.stdin:close()
-  end
-  local out = p.stdout:read("a")
-  p.stdout:close()
-  local how, code = p:wait()
-  if how ~= "exited" or code ~= 0 then
-    errors.raise(errors.GENERIC, "sha256sum failed on " .. table.concat(argv, " ", 2))
-  end
-  return out
-end
+local na = require "dbtool.core.sodium"
 
 --- SHA-256 (lowercase hex) of a string.
 function M.string(s)
-  if na then return na.sha256(s) end
-  return (sha256sum({ "sha256sum", "-" }, s):match("^(%x+)"))
+  return na.sha256(s)
 end
 
 --- SHA-256 of each file of `paths`: {[path] = hex}; raises (exit 1) naming an unreadable file.
 function M.files(paths)
   local out = {}
-  if #paths == 0 then return out end
-  if na then
-    for _, p in ipairs(paths) do
-      local h, msg = na.sha256_file(p)
-      if not h then errors.raise(errors.GENERIC, "cannot read " .. tostring(msg)) end
-      out[p] = h
-    end
-    return out
-  end
-  local i = 1
-  while i <= #paths do
-    local argv = { "sha256sum", "-z", "--" }
-    local j = math.min(#paths, i + 499)
-    for k = i, j do argv[#argv + 1] = paths[k] end
-    local text = sha256sum(argv)
-    local k = i
-    for line in text:gmatch("([^%z]*)%z") do
-      out[paths[k]] = line:match("^\\?(%x+)")
-      k = k + 1
-    end
-    i = j + 1
-  end
   for _, p in ipairs(paths) do
-    if not out[p] then errors.raise(errors.GENERIC, "cannot hash " .. p) end
+    local h, msg = na.sha256_file(p)
+    if not h then errors.raise(errors.GENERIC, "cannot read " .. tostring(msg)) end
+    out[p] = h
   end
   return out
 end
@@ -117,7 +76,5 @@ end
 function M.tree(dir)
   return M.trees({ dir })[dir]
 end
-
-M.backend = na and "libsodium" or "sha256sum"
 
 return M

@@ -488,17 +488,27 @@ function Engine:check_history(fs, applied)
 end
 
 --- Verify checksums of the applied migrations present on disk; raise exit 2 (or warn).
-function Engine:verify(fs, applied)
+--- Migrations the plan reverts are only warned about (down then up is how one redoes an
+--- edited migration during development).
+function Engine:verify(fs, applied, plan)
   if self.policy.checksum == "off" then return {} end
   local by = {}
   for _, a in ipairs(applied) do by[a.name] = a end
+  local reverted = {}
+  for _, s in ipairs(plan and plan.steps or {}) do
+    if s.direction == "down" then reverted[s.m.name] = true end
+  end
   local list = {}
   for _, m in ipairs(fs) do if by[m.name] then list[#list + 1] = m end end
   self:hash(list)
   local modified = {}
   for _, m in ipairs(list) do
     local what = M.changed(m, by[m.name])
-    if what then modified[#modified + 1] = { m = m, a = by[m.name], what = what } end
+    if what and reverted[m.name] then
+      self.log:warn("reverting %s, whose up script changed since it was applied", m.name)
+    elseif what then
+      modified[#modified + 1] = { m = m, a = by[m.name], what = what }
+    end
   end
   if #modified == 0 then return modified end
   local lines = {}
@@ -705,8 +715,8 @@ function Engine:migrate(target)
     local initialized = store:installed()
     local applied = initialized and store:applied() or {}
     self:check_history(fs, applied)
-    self:verify(fs, applied)
     local plan = M.plan(fs, applied, target)
+    self:verify(fs, applied, plan)
     self:prepare(plan)
     for _, line in ipairs(self:plan_lines(plan, #applied, initialized)) do self.out(line) end
     return { plan = plan, done = 0 }
@@ -721,8 +731,8 @@ function Engine:migrate(target)
     log:debug("Database migrations applied: %d", #applied)
     if #applied == 0 then log:debug("starting from clean migration state") end
     self:check_history(fs, applied)
-    self:verify(fs, applied)
     local plan = M.plan(fs, applied, target)
+    self:verify(fs, applied, plan)
     if plan.noop then
       log:notice("database already at %s", plan.from or "clean state (no migrations)")
       return { plan = plan, done = 0 }

@@ -155,39 +155,12 @@ function Driver:literal(v)
   return self.conn:escape_literal(tostring(v))
 end
 
--- Line and column of byte `pos` (1-based) in `text`.
-local function line_col(text, pos)
-  local line, last = 1, 0
-  for i in text:sub(1, pos - 1):gmatch("()\n") do
-    line = line + 1
-    last = i
-  end
-  return line, pos - last
-end
-
---- Run the psql script `path` on the connection, with psql variables `vars`, inside the
---- current transaction (the runner never issues its own BEGIN).
+--- Run the psql script `path` on the connection (dbtool.sqlrun: \i, \ir, \set, \if, :var,
+--- COPY ...), with psql variables `vars`, inside the current transaction: the runner issues
+--- no BEGIN of its own. Errors carry file:line:col, the excerpt and the SQLSTATE.
 function Driver:run(path, vars)
-  local ok, sqlrun = pcall(require, "dbtool.sqlrun")
-  if ok and type(sqlrun) == "table" and sqlrun.file then
-    return sqlrun.file(self.conn, path, { vars = vars, log = self.log, single_transaction = false })
-  end
-  -- Until dbtool.sqlrun lands: plain SQL files only (no meta-commands, no :var).
-  local f, msg = io.open(path, "rb")
-  if not f then errors.raise(errors.GENERIC, "cannot read " .. tostring(msg)) end
-  local text = f:read("a")
-  f:close()
-  if text:match("^%s*$") then return end
-  local okx, err = pcall(self.conn.exec, self.conn, text)
-  if not okx then
-    if errors.is(err) then
-      local pos = tonumber(err.position)
-      local line, col = 1, 1
-      if pos then line, col = line_col(text, pos) end
-      err.where = err.where or string.format("%s:%d:%d", path, line, col)
-    end
-    error(err, 0)
-  end
+  return require("dbtool.sqlrun").file(self.conn, path,
+    { vars = vars, log = self.log, single_transaction = false })
 end
 
 -- ---------------------------------------------------------------- hectic.migration
@@ -206,36 +179,6 @@ function M.connect(target, opts)
   return s
 end
 
-local function bundle()
-  local ok, b = pcall(require, "dbtool.bundle")
-  if ok and type(b) == "table" and b.apply then return b end
-  return nil
-end
-
--- Used only while dbtool.bundle is not in the build: the migration part of the bundle, as
--- the original created it (minus UNIQUE(hash)).
-local FALLBACK_SQL = [[
-CREATE SCHEMA IF NOT EXISTS hectic;
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typnamespace = 'hectic'::regnamespace
-                  AND typname = 'migration_name') THEN
-    CREATE DOMAIN hectic.migration_name AS TEXT CHECK (VALUE ~ '^[0-9]{14}-.*');
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typnamespace = 'hectic'::regnamespace
-                  AND typname = 'sha256') THEN
-    CREATE DOMAIN hectic.sha256 AS CHAR(64) CHECK (VALUE ~ '^[0-9a-f]{64}$');
-  END IF;
-END $$;
-CREATE TABLE IF NOT EXISTS hectic.version (
-  name TEXT PRIMARY KEY, version TEXT NOT NULL, installed_at TIMESTAMPTZ NOT NULL DEFAULT now());
-INSERT INTO hectic.version (name, version) VALUES ('hectic', '0.1.0') ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS hectic.migration (
-  id SERIAL PRIMARY KEY,
-  name hectic.migration_name UNIQUE NOT NULL,
-  hash hectic.sha256 NOT NULL,
-  applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
-]]
-
 -- Our nullable extra columns (old migrators insert (name, hash) and never see them).
 local EXTRA_COLUMNS = {
   { "tree_hash", "TEXT" },
@@ -249,11 +192,10 @@ ALTER TABLE hectic.migration ADD COLUMN IF NOT EXISTS duration_ms INTEGER;
 ]]
 
 --- The SQL `init` runs (for init --dry-run).
-function Hectic:init_sql()
-  local b = bundle()
-  local text = b and b.sql() or FALLBACK_SQL
-  return text .. "\n" .. M.EXTRA_SQL
+function M.init_sql()
+  return require("dbtool.bundle").sql() .. "\n" .. M.EXTRA_SQL
 end
+Hectic.init_sql = function() return M.init_sql() end
 
 function Hectic:installed()
   if self._installed then return true end
@@ -294,14 +236,7 @@ end
 
 --- `migrator init`: apply the hectic bundle (one transaction), then our extra columns.
 function Hectic:init()
-  local b = bundle()
-  local ok, err = errors.try(function()
-    if b then
-      b.apply(self.conn)
-    else
-      pg.transaction(self.conn, function(c) c:exec(FALLBACK_SQL) end)
-    end
-  end)
+  local ok, err = errors.try(require("dbtool.bundle").apply, self.conn)
   if not ok then init_failed(self, err, "hectic bundle apply") end
   self._installed = nil
   ok, err = errors.try(self.ensure_columns, self)
@@ -311,18 +246,17 @@ end
 --- Before `migrate`: install the bundle on a database that never had it (as the original's
 --- implicit init did); otherwise only check its version (cheap, no DDL).
 function Hectic:ensure()
-  if not self:installed() then
-    self.log:notice("the hectic bundle is not installed: applying it (as `migrator init` does)")
+  local ok, res = errors.try(require("dbtool.bundle").check_version, self.conn)
+  if not ok then init_failed(self, res, "hectic bundle version check") end
+  if res.status ~= "ok" then
+    if res.status == "missing" then
+      self.log:notice("the hectic bundle is not installed: applying it (as `migrator init` does)")
+    else
+      self.log:notice("the hectic bundle is incomplete (%s): applying it again",
+        table.concat(res.missing or {}, ", "))
+    end
     self:init()
     return
-  end
-  local b = bundle()
-  if b and b.check_version then
-    local ok, err = errors.try(b.check_version, self.conn)
-    if not ok then
-      if errors.is(err) and err.exit ~= errors.BUG and not err.bug then error(err, 0) end
-      init_failed(self, err, "hectic bundle version check")
-    end
   end
   self:ensure_columns()
 end

@@ -250,27 +250,27 @@ local function database(opts)
   return d
 end
 
---- Migration policy and hooks from the project (db-tool.lua), if there is one.
+--- Migration policy and hooks from the project (${DATABASE_DIR}/db-tool.lua, if any):
+--- settings.migration = { lock_timeout = "5s", checksum = "warn", ... } and the hooks
+--- before_/after_migrate, before_/after_each_migration.
 local function project_policy()
-  local ok, mod = pcall(require, "dbtool.project")
-  if not ok or type(mod) ~= "table" or type(mod.load) ~= "function" then return nil end
-  local proj = mod.load()
-  if type(proj) ~= "table" then return nil end
+  local project = require "dbtool.project"
+  local proj = project.load()
+  if not proj then return nil end
   local p = {}
-  local src = proj.migrate or (type(proj.settings) == "table" and proj.settings.migrate) or nil
+  local src = project.setting(proj, "migration")
   if type(src) == "table" then
     for k, v in pairs(src) do p[k] = v end
   end
-  local hooks = type(proj.hooks) == "table" and proj.hooks or {}
   local map = { before_migrate = "before_migrate", after_migrate = "after_migrate",
     before_each_migration = "before_each", after_each_migration = "after_each" }
   for from, to in pairs(map) do
-    if type(hooks[from]) == "function" then
+    if proj.hooks[from] then
       p.hooks = p.hooks or {}
-      p.hooks[to] = hooks[from]
+      p.hooks[to] = function(info) project.run_hook(proj, from, info) end
     end
   end
-  return next(p) and p or nil
+  return p
 end
 
 local function parse_vars(list)
@@ -395,16 +395,7 @@ local function cmd_init(p, l)
   local d = database(p.opts)
   if p.opts.dry_run then
     if d.engine == "postgresql" then
-      local ok, bundle = pcall(require, "dbtool.bundle")
-      local store_pg = require "dbtool.migrate.store_pg"
-      local text = (ok and type(bundle) == "table" and bundle.sql) and bundle.sql() or nil
-      if text then
-        io.stdout:write(text, "\n", store_pg.EXTRA_SQL)
-      else
-        -- without the bundle module, the store's fallback DDL (needs no connection)
-        local s = setmetatable({}, { __index = store_pg.Hectic })
-        io.stdout:write(s:init_sql())
-      end
+      io.stdout:write(require("dbtool.migrate.store_pg").init_sql())
     else
       local store_sqlite = require "dbtool.migrate.store_sqlite"
       io.stdout:write("BEGIN;\n", store_sqlite.INIT_SQL, "COMMIT;\n")
