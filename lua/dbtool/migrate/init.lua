@@ -538,7 +538,8 @@ end
 function Engine:prepare(plan)
   for _, s in ipairs(plan.steps) do
     local m = s.m
-    local script = s.direction == "up" and m.up or m.down
+    local script
+    if s.direction == "up" then script = m.up else script = m.down end
     if not script then
       if not self.layout.reversible and s.direction == "down" then
         fail("migration " .. m.name .. " cannot be reverted: the " .. self.layout.name
