@@ -309,7 +309,8 @@ end
 
 --- A name for `create`: runs of anything but letters, digits, '_', '.' and '-' become '-'.
 function M.clean_name(name)
-  local s = name:gsub("[^%w_.%-]+", "-"):gsub("%-%-+", "-"):gsub("^[-.]+", ""):gsub("[-.]+$", "")
+  local s = name:gsub("[^%w_.%-]+", "-"):gsub("%.%.+", "-"):gsub("[-.]*%-[-.]*", "-")
+    :gsub("^[-.]+", ""):gsub("[-.]+$", "")
   if #s > 100 then s = s:sub(1, 100):gsub("[-.]+$", "") end
   return s
 end
