@@ -96,9 +96,11 @@ describe("migrator (CLI)", function()
     r = run(dir, "create", "--name", "taken")
     assert.are.equal(1, r.code)
     has(r.stderr, "migration already exists")
-    assert.are.equal("-- mine\n", t.read(dir .. "/migration/" .. os.date("!%Y%m%d%H%M%S", now) .. "-taken/up.sql"))
+    assert.are.equal("-- mine\n", t.read(dir .. "/migration/" .. os.date("!%Y%m%d%H%M%S", now)
+      .. "-taken/up.sql"))
     -- MIGRATION_DIR and -d
-    local r2 = t.run { argv = { "migrator", "create", "-n", "x" }, cwd = dir, env = { MIGRATION_DIR = "deep/er" } }
+    local r2 = t.run { argv = { "migrator", "create", "-n", "x" }, cwd = dir,
+      env = { MIGRATION_DIR = "deep/er" } }
     assert.matches("^deep/er/%d+%-x\n$", r2.stdout)
     r2 = run(dir, "-d", dir .. "/other", "create", "-n", "y")
     assert.matches("/other/%d+%-y\n$", r2.stdout)
@@ -123,13 +125,17 @@ describe("migrator (CLI)", function()
     t.write(m .. "README/up.sql", "")
     local r = run(dir, "list", "--raw")
     assert.are.equal(0, r.code)
-    assert.are.equal(table.concat({ "20251004192425-some-changes", "20251004292448-hour-29", "20251101000000-multi",
+    assert.are.equal(table.concat({ "20251004192425-some-changes", "20251004292448-hour-29",
+      "20251101000000-multi",
       "20251102000000-only-up", "20251103000000-only-down", "20251104000000-mixed", "20251105000000-",
       "20251106000000-up-dir-no-entry" }, "\n") .. "\n", r.stdout)
     r = run(dir, "list")
-    assert.are.equal(table.concat({ "20251004192425-some-changes: missing up.sql down.sql", "20251004292448-hour-29",
-      "20251101000000-multi", "20251102000000-only-up: missing down.sql", "20251103000000-only-down: missing up.sql",
-      "20251104000000-mixed", "20251105000000-", "20251106000000-up-dir-no-entry: missing up.sql down.sql" }, "\n")
+    assert.are.equal(table.concat({ "20251004192425-some-changes: missing up.sql down.sql",
+      "20251004292448-hour-29",
+      "20251101000000-multi", "20251102000000-only-up: missing down.sql",
+        "20251103000000-only-down: missing up.sql",
+      "20251104000000-mixed", "20251105000000-", "20251106000000-up-dir-no-entry: missing up.sql down.sql" },
+        "\n")
       .. "\n", r.stdout)
     -- --db-url is accepted everywhere (list does not use it)
     assert.are.equal(0, run(dir, "-u", "postgresql://nowhere/x", "list", "-r").code)

@@ -20,11 +20,13 @@ local function write_migrations(mdir, engine)
     end
     if engine == "pg" then
       up[#up + 1] = string.format("CREATE TABLE t%02d (id int, v text) INHERITS (hectic.created_at);", i)
-      up[#up + 1] = string.format("INSERT INTO t%02d (id, v) SELECT g, md5(g::text) FROM generate_series(1, 300) g;", i)
+      up[#up + 1] = string.format(
+        "INSERT INTO t%02d (id, v) SELECT g, md5(g::text) FROM generate_series(1, 300) g;", i)
       up[#up + 1] = string.format("CREATE INDEX t%02d_v ON t%02d (v);", i, i)
     else
       up[#up + 1] = string.format("CREATE TABLE t%02d (id INTEGER, v TEXT);", i)
-      up[#up + 1] = string.format([[WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 300)
+      up[#up + 1] = string.format([[WITH RECURSIVE g(n) AS
+        (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 300)
         INSERT INTO t%02d (id, v) SELECT n, hex(randomblob(16)) FROM g;]], i)
       up[#up + 1] = string.format("CREATE INDEX t%02d_v ON t%02d (v);", i, i)
     end
@@ -63,7 +65,8 @@ end
 local function sqlite_state(path)
   local db <close> = assert(sqlite.open(path))
   local s = { tables = {}, rows = {}, log = {} }
-  for _, r in ipairs(db:query("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9][0-9]'")) do
+  local sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 't[0-9][0-9]'"
+  for _, r in ipairs(db:query(sql)) do
     s.tables[tonumber(r.name:sub(2))] = true
   end
   if #db:query("SELECT 1 AS x FROM sqlite_master WHERE name = 'hectic_migration'") > 0 then
@@ -161,7 +164,8 @@ describe("migrator faults", function()
       if t.read(path) then
         check(sqlite_state(path), string.format("trial %d (kill after %.0f ms)", trial, delay * 1000))
         if trial % 5 == 0 then
-          local r = t.run { argv = { "migrator", "migrate", "up", "all" }, cwd = dir, env = { DB_URL = path } }
+          local r = t.run { argv = { "migrator", "migrate", "up", "all" }, cwd = dir,
+            env = { DB_URL = path } }
           assert.are.equal(0, r.code, r.stderr)
           assert.are.equal(N, check(sqlite_state(path), "recovery"))
         end

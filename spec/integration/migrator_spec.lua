@@ -44,7 +44,8 @@ end
 
 local function has_column(p, tbl, col)
   return q(p, [[SELECT count(*)::int AS n FROM pg_attribute
-    WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped]], tbl, col)[1].n == 1
+    WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped]],
+    tbl, col)[1].n == 1
 end
 
 local function applied(p)
@@ -133,7 +134,8 @@ describe("migrator on PostgreSQL", function()
 
     it("lets migrations change immutable tables (migration_mode is set for them)", function()
       local p = setup_project()
-      mig(p, "20250101000000-frozen", "CREATE TABLE frozen (id int) INHERITS (hectic.created_at, hectic.immutable);\n",
+      mig(p, "20250101000000-frozen",
+        "CREATE TABLE frozen (id int) INHERITS (hectic.created_at, hectic.immutable);\n",
         "DROP TABLE frozen;\n")
       mig(p, "20250102000000-fill", "INSERT INTO frozen (id) VALUES (1), (2);\n", "DELETE FROM frozen;\n")
       ok(run(p, "migrate", "up", "all"))
@@ -275,7 +277,8 @@ describe("migrator on PostgreSQL", function()
         INSERT INTO products (name, price_cents) VALUES ('a', 1000), ('b', 1000), ('c', 1000)]])
       mig(p, "20250101000000-convert-prices", [[
 ALTER TABLE products ADD COLUMN price numeric(10,2), ADD COLUMN price_text text;
-UPDATE products SET price = price_cents / 100.0, price_text = '$' || to_char(price_cents / 100.0, 'FM999990.00');
+UPDATE products SET price = price_cents / 100.0,
+  price_text = '$' || to_char(price_cents / 100.0, 'FM999990.00');
 ]], "ALTER TABLE products DROP COLUMN price, DROP COLUMN price_text;\n")
       ok(run(p, "migrate", "up"))
       local r = q(p, "SELECT price::text AS p, price_text AS t FROM products ORDER BY id")
@@ -296,7 +299,8 @@ UPDATE products SET price = price_cents / 100.0, price_text = '$' || to_char(pri
         INSERT INTO users VALUES (1, 'ann'), (2, 'bob'); INSERT INTO posts VALUES (1, 1, 'hi')]])
       ok(run(p, "init"))
       assert.are.equal(2, count(p, "users"))
-      mig(p, "20250101000000-bio", "ALTER TABLE users ADD COLUMN bio text;\n", "ALTER TABLE users DROP COLUMN bio;\n")
+      mig(p, "20250101000000-bio", "ALTER TABLE users ADD COLUMN bio text;\n",
+        "ALTER TABLE users DROP COLUMN bio;\n")
       mig(p, "20250102000000-comments", [[
 CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
   user_id int REFERENCES users (id), body text) INHERITS (hectic.created_at);
@@ -314,7 +318,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
 
     it("works with a hectic schema made beforehand (migrate-existing-with-conflicts)", function()
       local p = setup_project()
-      q(p, "CREATE SCHEMA hectic; CREATE TABLE hectic.user_data (id int, v text); INSERT INTO hectic.user_data VALUES (1, 'keep')")
+      q(p, "CREATE SCHEMA hectic; CREATE TABLE hectic.user_data (id int, v text); "
+        .. "INSERT INTO hectic.user_data VALUES (1, 'keep')")
       ok(run(p, "init"))
       mig(p, "20250101000000-hectic-table", "CREATE TABLE hectic.test_table (id int);\n",
         "DROP TABLE hectic.test_table;\n")
@@ -329,7 +334,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
     local p = setup_project()
     local A, B = "20250101000000-schema", "20250102000000-more"
     t.write(p.mdir .. "/" .. A .. "/up/entrypoint.sql", "\\ir tables/users.sql\n\\ir tables/orders.sql\n")
-    t.write(p.mdir .. "/" .. A .. "/up/tables/users.sql", "CREATE TABLE users (id int PRIMARY KEY) INHERITS (hectic.created_at);\n")
+    t.write(p.mdir .. "/" .. A .. "/up/tables/users.sql",
+      "CREATE TABLE users (id int PRIMARY KEY) INHERITS (hectic.created_at);\n")
     t.write(p.mdir .. "/" .. A .. "/up/tables/orders.sql",
       "CREATE TABLE orders (id int, user_id int REFERENCES users (id)) INHERITS (hectic.created_at);\n")
     t.write(p.mdir .. "/" .. A .. "/down/entrypoint.sql", "DROP TABLE orders;\nDROP TABLE users;\n")
@@ -345,7 +351,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
     assert.are.equal(checksum.file(p.mdir .. "/" .. A .. "/up/entrypoint.sql"), row.hash)
     assert.are.equal(checksum.tree(p.mdir .. "/" .. A .. "/up"), row.tree_hash)
     -- an included file changes: detected
-    t.write(p.mdir .. "/" .. A .. "/up/tables/orders.sql", "CREATE TABLE orders (id bigint) INHERITS (hectic.created_at);\n")
+    t.write(p.mdir .. "/" .. A .. "/up/tables/orders.sql",
+      "CREATE TABLE orders (id bigint) INHERITS (hectic.created_at);\n")
     local r = run(p, "migrate", "down")
     assert.are.equal(2, r.code)
     has(r.stderr, A .. ": a file under")
@@ -369,9 +376,11 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
     local cases = {
       { "syntax error", "ALTER TABLE items ADD COLUMN status text;\nSELEC 1;\n", "syntax error" },
       { "a later statement fails",
-        "ALTER TABLE items ADD COLUMN status text;\nUPDATE items SET status = 'x';\nALTER TABLE nope ADD COLUMN y int;\n",
+        "ALTER TABLE items ADD COLUMN status text;\nUPDATE items SET status = 'x';\n"
+          .. "ALTER TABLE nope ADD COLUMN y int;\n",
         "relation \"nope\" does not exist" },
-      { "a unique violation", "ALTER TABLE items ADD COLUMN status text;\nINSERT INTO items (id, name) VALUES (1, 'dup');\n",
+      { "a unique violation",
+        "ALTER TABLE items ADD COLUMN status text;\nINSERT INTO items (id, name) VALUES (1, 'dup');\n",
         "duplicate key value" },
     }
     for _, c in ipairs(cases) do
@@ -397,7 +406,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
     it("with --single-transaction nothing of the run stays applied", function()
       local p = setup_project()
       base(p)
-      mig(p, "20250102000000-ok", "ALTER TABLE items ADD COLUMN a int;\n", "ALTER TABLE items DROP COLUMN a;\n")
+      mig(p, "20250102000000-ok", "ALTER TABLE items ADD COLUMN a int;\n",
+        "ALTER TABLE items DROP COLUMN a;\n")
       mig(p, "20250103000000-bad", "ALTER TABLE items ADD COLUMN b int;\nSELECT 1/0;\n", "SELECT 1;\n")
       local r = run(p, "migrate", "up", "all", "--single-transaction")
       assert.are.equal(4, r.code)
@@ -420,7 +430,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
       local r = run(p, "migrate", "up", "all")
       assert.are.equal(1, r.code)
       has(r.stderr, "migration up not found for 20251005000000-no-up")
-      has(r.stderr, "expected either " .. "migration/20251005000000-no-up/up.sql or migration/20251005000000-no-up/up/entrypoint.sql")
+      has(r.stderr, "expected either "
+        .. "migration/20251005000000-no-up/up.sql or migration/20251005000000-no-up/up/entrypoint.sql")
       assert.are.equal(0, count(p))
     end)
   end)
@@ -433,7 +444,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
       t.rm_rf(p.mdir .. "/" .. M2)
       local r = run(p, "migrate", "up")
       assert.are.equal(2, r.code)
-      for _, s in ipairs { "Migration history mismatch detected!", "Database has: " .. M2, "Filesystem has: " .. M3,
+      for _, s in ipairs { "Migration history mismatch detected!", "Database has: " .. M2, "Filesystem has: "
+        .. M3,
         "Full filesystem migrations (in order):", "Full database migrations (in order):", "--force" } do
         has(r.stderr, s)
       end
@@ -469,7 +481,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
       local p = setup_project()
       four(p)
       ok(run(p, "migrate", "up", "2"))
-      t.write(p.mdir .. "/" .. M1 .. "/up.sql", "CREATE TABLE users (id int) INHERITS (hectic.created_at); -- edited\n")
+      t.write(p.mdir .. "/" .. M1 .. "/up.sql",
+        "CREATE TABLE users (id int) INHERITS (hectic.created_at); -- edited\n")
       local r = run(p, "migrate", "up")
       assert.are.equal(2, r.code)
       has(r.stderr, "an applied migration was modified since it was applied")
@@ -503,7 +516,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
       -- the original's bookkeeping: (name, sha256 of up.sql), nothing else
       local checksum = require "dbtool.migrate.checksum"
       q(p, "CREATE TABLE users (id serial PRIMARY KEY, name text) INHERITS (hectic.created_at)")
-      q(p, "INSERT INTO hectic.migration (name, hash) VALUES ($1, $2)", M1, checksum.file(p.mdir .. "/" .. M1 .. "/up.sql"))
+      q(p, "INSERT INTO hectic.migration (name, hash) VALUES ($1, $2)", M1, checksum.file(p.mdir .. "/" .. M1
+        .. "/up.sql"))
       local r = ok(run(p, "status", "--json"))
       has(r.stdout, '"applied":1')
       has(r.stdout, '"modified":0')
@@ -522,7 +536,8 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
   describe("transactions", function()
     it("runs a marked script outside a transaction (CREATE INDEX CONCURRENTLY)", function()
       local p = setup_project()
-      mig(p, "20250101000000-t", "CREATE TABLE t (id int, v int) INHERITS (hectic.created_at);\n", "DROP TABLE t;\n")
+      mig(p, "20250101000000-t", "CREATE TABLE t (id int, v int) INHERITS (hectic.created_at);\n",
+        "DROP TABLE t;\n")
       local IDX = mig(p, "20250102000000-idx", "CREATE INDEX CONCURRENTLY t_v ON t (v);\n",
         "DROP INDEX CONCURRENTLY t_v;\n")
       local r = run(p, "migrate", "up", "all")

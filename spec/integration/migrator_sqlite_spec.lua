@@ -75,9 +75,11 @@ describe("migrator on SQLite", function()
     ok(run(p, "init"))
     assert.is_true(has_table(p, "hectic_version"))
     assert.is_true(has_table(p, "hectic_migration"))
-    assert.are.equal("0.0.1", query(p, "SELECT version FROM hectic_version WHERE name = 'migrator'")[1].version)
+    assert.are.equal("0.0.1", query(p,
+      "SELECT version FROM hectic_version WHERE name = 'migrator'")[1].version)
     ok(run(p, "init"))
-    mig(p, "20250101000000-users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n", "DROP TABLE users;\n")
+    mig(p, "20250101000000-users", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
+      "DROP TABLE users;\n")
     mig(p, "20250102000000-email", "ALTER TABLE users ADD COLUMN email TEXT;\n", DROP_EMAIL)
     ok(run(p, "migrate", "up"))
     assert.are.equal(1, count(p))
@@ -93,18 +95,23 @@ describe("migrator on SQLite", function()
   it("runs multi-file migrations, .read relative to the including file (sqlite-multi-file)", function()
     local p = setup_project()
     local A, B = "20250101000000-schema", "20250102000000-email"
-    t.write(p.mdir .. "/" .. A .. "/up/entrypoint.sql", ".read tables/users.sql\n.read 'with space/posts.sql'\n")
-    t.write(p.mdir .. "/" .. A .. "/up/tables/users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n")
+    t.write(p.mdir .. "/" .. A .. "/up/entrypoint.sql",
+      ".read tables/users.sql\n.read 'with space/posts.sql'\n")
+    t.write(p.mdir .. "/" .. A .. "/up/tables/users.sql",
+      "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n")
     t.write(p.mdir .. "/" .. A .. "/up/with space/posts.sql",
-      "-- nested\n.read ../tables/none.sql.inc\nCREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER);\n")
+      "-- nested\n.read ../tables/none.sql.inc\n"
+        .. "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER);\n")
     t.write(p.mdir .. "/" .. A .. "/up/tables/none.sql.inc", "CREATE TABLE nested (x);\n")
-    t.write(p.mdir .. "/" .. A .. "/down/entrypoint.sql", "DROP TABLE posts;\nDROP TABLE users;\nDROP TABLE nested;\n")
+    t.write(p.mdir .. "/" .. A .. "/down/entrypoint.sql",
+      "DROP TABLE posts;\nDROP TABLE users;\nDROP TABLE nested;\n")
     t.write(p.mdir .. "/" .. B .. "/up/entrypoint.sql", ".read add.sql\n")
     t.write(p.mdir .. "/" .. B .. "/up/add.sql", "ALTER TABLE users ADD COLUMN email TEXT;\n")
     t.write(p.mdir .. "/" .. B .. "/down/entrypoint.sql", ".read rebuild.sql\n")
     t.write(p.mdir .. "/" .. B .. "/down/rebuild.sql", DROP_EMAIL)
     -- run from elsewhere: includes do not depend on the working directory
-    local r = t.run { argv = { "migrator", "-d", p.mdir, "migrate", "up" }, cwd = "/", env = { DB_URL = p.url } }
+    local r = t.run { argv = { "migrator", "-d", p.mdir, "migrate", "up" }, cwd = "/",
+      env = { DB_URL = p.url } }
     assert.are.equal(0, r.code, r.stderr)
     assert.is_true(has_table(p, "users"))
     assert.is_true(has_table(p, "posts"))
@@ -125,7 +132,8 @@ describe("migrator on SQLite", function()
     local p = setup_project()
     for i = 1, 5 do
       mig(p, string.format("2025010100000%d-m%d", i, i),
-        string.format("CREATE TABLE t%d (id INTEGER PRIMARY KEY, v TEXT);\n", i), string.format("DROP TABLE t%d;\n", i))
+        string.format("CREATE TABLE t%d (id INTEGER PRIMARY KEY, v TEXT);\n", i),
+          string.format("DROP TABLE t%d;\n", i))
     end
     ok(run(p, "migrate", "up", "all"))
     assert.are.equal(5, count(p))
@@ -149,7 +157,8 @@ describe("migrator on SQLite", function()
       assert.are.equal(checksum.file(p.mdir .. "/" .. row.name .. "/up.sql"), row.hash)
       assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", row.applied_at)
     end
-    assert.are.equal("0.0.1", query(p, "SELECT version FROM hectic_version WHERE name = 'migrator'")[1].version)
+    assert.are.equal("0.0.1", query(p,
+      "SELECT version FROM hectic_version WHERE name = 'migrator'")[1].version)
   end)
 
   it("goes to latest and stays (migrate-to-latest)", function()
@@ -176,7 +185,8 @@ describe("migrator on SQLite", function()
   for _, c in ipairs(cases) do
     it("leaves no row and no partial schema: " .. c[1] .. " (migration-failure-rollback)", function()
       local p = setup_project()
-      mig(p, GOOD, "CREATE TABLE items (id INTEGER PRIMARY KEY, first TEXT);\nINSERT INTO items (id) VALUES (1);\n",
+      mig(p, GOOD, "CREATE TABLE items (id INTEGER PRIMARY KEY, first TEXT);\n"
+        .. "INSERT INTO items (id) VALUES (1);\n",
         "DROP TABLE items;\n")
       ok(run(p, "migrate", "up"))
       local BAD = mig(p, "20250102000000-bad", c[2], "SELECT 1;\n")
@@ -212,14 +222,17 @@ CREATE TABLE hectic_version (name TEXT PRIMARY KEY, version TEXT NOT NULL,
   installed_at TEXT NOT NULL DEFAULT (datetime('now')));
 CREATE TABLE hectic_migration (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT UNIQUE NOT NULL CHECK (name GLOB '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-*'),
+  name TEXT UNIQUE NOT NULL
+    CHECK (name GLOB '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-*'),
   hash TEXT UNIQUE NOT NULL CHECK (length(hash) = 64 AND hash = lower(hash)),
   applied_at TEXT NOT NULL DEFAULT (datetime('now')));
 INSERT INTO hectic_version (name, version) VALUES ('migrator', '0.0.1');
 CREATE TABLE a (x);
 ]])
-      db:query("INSERT INTO hectic_migration (name, hash) VALUES ('20240101000000-gone', ?)", string.rep("b", 64))
-      db:query("INSERT INTO hectic_migration (name, hash) VALUES (?, ?)", A, checksum.file(p.mdir .. "/" .. A .. "/up.sql"))
+      db:query("INSERT INTO hectic_migration (name, hash) VALUES ('20240101000000-gone', ?)", string.rep("b",
+        64))
+      db:query("INSERT INTO hectic_migration (name, hash) VALUES (?, ?)", A, checksum.file(p.mdir .. "/" .. A
+        .. "/up.sql"))
       db:exec("DELETE FROM hectic_migration WHERE name = '20240101000000-gone'")
     end
     local r = ok(run(p, "migrate", "up", "all"))

@@ -10,7 +10,8 @@ local t = require "testutil"
 
 local function recs(...)
   local out = {}
-  for i, n in ipairs { ... } do out[i] = { name = n, up = n .. "/up.sql", down = n .. "/down.sql", path = n } end
+  for i, n in ipairs { ... } do out[i] = { name = n, up = n .. "/up.sql", down = n .. "/down.sql",
+    path = n } end
   return out
 end
 
@@ -60,7 +61,8 @@ describe("dbtool.migrate", function()
       assert.matches("unknown setting 'colour'", select(2, policy.merge(policy.defaults(), { colour = 1 })))
       assert.matches("lock_timeout", select(2, policy.merge(policy.defaults(), { lock_timeout = "soon" })))
       assert.matches("unknown hook", select(2, policy.merge(policy.defaults(), { hooks = { x = print } })))
-      assert.is_truthy(policy.merge(policy.defaults(), { lock_timeout = false, hooks = { after_each = print } }))
+      assert.is_truthy(policy.merge(policy.defaults(), { lock_timeout = false,
+        hooks = { after_each = print } }))
     end)
 
     it("recognises the no-transaction marker on the first line only", function()
@@ -91,7 +93,8 @@ describe("dbtool.migrate", function()
       local m = migrate.check_history(recs(A, C), recs(A, B, C))
       assert.are.same({ position = 2, db = B, fs = C, fs_list = { A, C }, db_list = { A, B, C } }, m)
       local text = table.concat(migrate.mismatch_lines(m), "\n")
-      for _, s in ipairs { "Migration history mismatch detected!", "Position: Migration #2", "Database has: " .. B,
+      for _, s in ipairs { "Migration history mismatch detected!", "Position: Migration #2", "Database has: "
+        .. B,
         "Filesystem has: " .. C, "Full filesystem migrations (in order):", "1. " .. A,
         "Full database migrations (in order):", "3. " .. C, "To proceed anyway, use: --force!" } do
         assert.is_truthy(text:find(s, 1, true), s)
@@ -172,7 +175,8 @@ describe("dbtool.migrate", function()
         { kind = "up", n = 5 })
       raises(1, "^cannot migrate up 1 step%(s%): not enough migrations$", migrate.plan, fs, recs(A, B, C, D),
         { kind = "up", n = 1 })
-      raises(1, "^cannot migrate down: no migrations applied$", migrate.plan, fs, {}, { kind = "down", n = 1 })
+      raises(1, "^cannot migrate down: no migrations applied$", migrate.plan, fs, {}, { kind = "down",
+        n = 1 })
       raises(1, "^cannot migrate down 3 step%(s%): would go before first migration$", migrate.plan, fs,
         recs(A, B), { kind = "down", n = 3 })
     end)
@@ -200,7 +204,8 @@ describe("dbtool.migrate", function()
       }
       local rows, counts = migrate.classify(fs, applied)
       local states = {}
-      for _, r in ipairs(rows) do states[#states + 1] = r.name .. "=" .. r.state .. (r.out_of_order and "*" or "") end
+      for _, r in ipairs(rows) do states[#states + 1] = r.name .. "=" .. r.state .. (r.out_of_order and "*"
+        or "") end
       assert.are.same({ A .. "=applied", B .. "=modified", C .. "=pending*", D .. "=pending",
         "20250103500000-gone=missing" }, states)
       assert.are.same({ applied = 1, modified = 1, pending = 2, missing = 1, total = 5 }, counts)
@@ -225,7 +230,8 @@ describe("dbtool.migrate", function()
       local list = e:discover()
       local got = {}
       for i, m in ipairs(list) do got[i] = m.name end
-      assert.are.same({ "20250101000000-multi", "20250101000001-", "20251104192425-add-info-to-profile" }, got)
+      assert.are.same({ "20250101000000-multi", "20250101000001-", "20251104192425-add-info-to-profile" },
+        got)
       assert.are.equal(dir .. "/20250101000000-multi/up.sql", list[1].up)
       assert.is_false(list[1].up_multi)
       assert.is_nil(list[2].up)
@@ -241,7 +247,8 @@ describe("dbtool.migrate", function()
 
     it("flat: top-level *.sql files, case-sensitive, byte order", function()
       local dir = t.tmpdir("flat")
-      for _, n in ipairs { "9.sql", "10.sql", "002.sql", "X.SQL", "readme.md" } do t.write(dir .. "/" .. n, "select 1;") end
+      for _, n in ipairs { "9.sql", "10.sql", "002.sql", "X.SQL", "readme.md" } do t.write(dir .. "/" .. n,
+        "select 1;") end
       t.write(dir .. "/sub/003.sql", "select 1;")
       local list = migrate.new { layout = "flat", dir = dir }:discover()
       local got = {}
@@ -258,7 +265,8 @@ describe("dbtool.migrate", function()
       local dir = t.tmpdir("sum")
       t.write(dir .. "/up/entrypoint.sql", "\\ir part.sql\n")
       t.write(dir .. "/up/part.sql", "create table x ();\n")
-      assert.are.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", checksum.string(""))
+      assert.are.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        checksum.string(""))
       local h1 = checksum.tree(dir .. "/up")
       assert.are.same({ "entrypoint.sql", "part.sql" }, checksum.tree_files(dir .. "/up"))
       t.write(dir .. "/up/part.sql", "create table y ();\n")

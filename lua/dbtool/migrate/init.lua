@@ -354,10 +354,12 @@ local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["
   ["\r"] = "\\r", ["\t"] = "\\t" }
 
 local function json_string(s)
+  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. s:gsub('[%c"\\]', function(c)
     return ESC[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
 end
+M.json_string = json_string
 
 --- Encode plain values as JSON: tables with only 1..n keys are arrays (an empty table is
 --- an object unless it is M.array()), keys of objects are sorted.
@@ -433,7 +435,7 @@ end
 
 --- Compute current hashes (.hash of the up script, .tree_hash of the up/ directory of a
 --- multi-file migration) for the records of `list` that have an up script.
-function Engine:hash(list)
+function Engine.hash(_, list)
   local checksum = require "dbtool.migrate.checksum"
   local files, trees = {}, {}
   for _, m in ipairs(list) do
@@ -522,7 +524,8 @@ function Engine:verify(fs, applied, plan)
     end
   end
   local msg = (#modified == 1 and "an applied migration was modified" or
-    (#modified .. " applied migrations were modified")) .. " since it was applied:\n" .. table.concat(lines, "\n")
+    (#modified .. " applied migrations were modified")) .. " since it was applied:\n"
+    .. table.concat(lines, "\n")
   if #modified > 1 then msg = msg:gsub("since it was applied", "since they were applied", 1) end
   if self.allow_modified or self.policy.checksum == "warn" then
     self.log:warn("%s", msg .. (self.allow_modified and "\n(--allow-modified: going on)" or ""))

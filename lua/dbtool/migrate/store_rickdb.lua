@@ -52,7 +52,7 @@ local Pg = setmetatable({}, { __index = store_pg.Driver })
 Pg.__index = Pg
 Pg.__close = store_pg.Driver.close
 
-function Pg:init_sql() return M.PG_DDL .. ";\n" end
+function Pg.init_sql() return M.PG_DDL .. ";\n" end
 
 function Pg:installed()
   return self.conn:exec([[SELECT to_regclass('"_migration"') IS NOT NULL AS ok]])[1].ok
@@ -154,7 +154,7 @@ local Sq = setmetatable({}, { __index = store_sqlite.Driver })
 Sq.__index = Sq
 Sq.__close = store_sqlite.Driver.close
 
-function Sq:init_sql() return M.SQLITE_DDL .. ";\n" end
+function Sq.init_sql() return M.SQLITE_DDL .. ";\n" end
 
 local function sq_has(db, tname)
   return #db:query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", tname) > 0
@@ -168,7 +168,8 @@ function Sq:install()
   if self:installed() then
     errors.raise(errors.GENERIC, "migration table '_migration' already exists")
   end
-  self.db:exec("BEGIN IMMEDIATE; " .. M.SQLITE_DDL .. ";" .. (self.checksums and (M.CHECKSUM_DDL .. ";") or "")
+  self.db:exec("BEGIN IMMEDIATE; " .. M.SQLITE_DDL .. ";" .. (self.checksums and (M.CHECKSUM_DDL .. ";")
+    or "")
     .. " COMMIT")
 end
 

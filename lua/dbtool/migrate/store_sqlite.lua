@@ -152,7 +152,8 @@ function M.driver(path, opts, class)
         class or Driver)
     end
   end
-  local db, msg = sq.open(path, { create = create, busy_timeout_ms = math.floor((opts.lock_wait or 60) * 1000) })
+  local db, msg = sq.open(path, { create = create, busy_timeout_ms = math.floor((opts.lock_wait
+    or 60) * 1000) })
   if not db then
     errors.raise(errors.GENERIC, "cannot open SQLite database " .. tostring(msg))
   end
@@ -256,13 +257,14 @@ function M.open(path, opts)
   return s
 end
 
-function Hectic:init_sql()
+function Hectic.init_sql()
   return "BEGIN;\n" .. M.INIT_SQL .. "COMMIT;"
 end
 
 function Hectic:installed()
   if not self.db then return false end
-  local rows = self.db:query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'hectic_migration'")
+  local rows = self.db:query(
+    "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'hectic_migration'")
   return #rows > 0
 end
 

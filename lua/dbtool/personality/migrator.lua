@@ -135,7 +135,9 @@ function M.parse(argv)
         if value == nil then
           i = i + 1
           value = argv[i]
-          if value == nil then fail(errors.MISSING, "option " .. flag .. " requires a value (" .. o.arg .. ")") end
+          if value == nil then
+            fail(errors.MISSING, "option " .. flag .. " requires a value (" .. o.arg .. ")")
+          end
         end
         if o.multi then table.insert(opts[o.key], value) else opts[o.key] = value end
         opts["_" .. o.key] = flag
@@ -245,7 +247,8 @@ local function database(opts)
   end
   local d, msg = migrate.detect(url)
   if not d then
-    errors.raise(errors.MISSING, msg, { hint = "supported formats: postgresql://... or sqlite://... or *.db" })
+    errors.raise(errors.MISSING, msg,
+      { hint = "supported formats: postgresql://... or sqlite://... or *.db" })
   end
   return d
 end
@@ -293,7 +296,9 @@ local function mkdir_p(path)
     acc = acc .. "/" .. part
     if not stat.stat(acc) then
       local ok, msg = stat.mkdir(acc, 493)
-      if not ok and not stat.stat(acc) then fail(errors.GENERIC, "cannot create " .. acc .. ": " .. tostring(msg)) end
+      if not ok and not stat.stat(acc) then
+        fail(errors.GENERIC, "cannot create " .. acc .. ": " .. tostring(msg))
+      end
     end
   end
 end
@@ -426,9 +431,9 @@ local function cmd_migrate(p, l)
   local target = M.migrate_target(p.words, p.unknown)
   local vars = parse_vars(p.opts.set)
   local store <close> = open(p, l, not p.opts.dry_run)
-  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts), policy = policy_for(p),
-    vars = vars, log = l, force = p.opts.force, allow_modified = p.opts.allow_modified,
-    dry_run = p.opts.dry_run }
+  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts),
+    policy = policy_for(p), vars = vars, log = l, force = p.opts.force,
+    allow_modified = p.opts.allow_modified, dry_run = p.opts.dry_run }
   if p.opts.force then l:warn("--force: the migration history check is skipped") end
   local ok, err = errors.try(eng.migrate, eng, target)
   if not ok then
@@ -447,30 +452,33 @@ end
 
 local function cmd_status(p, l)
   local store <close> = open(p, l, false)
-  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts), policy = policy_for(p),
-    log = l }
+  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts),
+    policy = policy_for(p), log = l }
   local st = eng:status()
   if p.opts.json then
+    -- rows encoded directly (fixed key order, no per-row sorting: 10,000 rows stay fast)
+    local J, js = migrate.json, migrate.json_string
+    local function str(v) return v == nil and "null" or js(v) end
     local rows = {}
     for i, r in ipairs(st.rows) do
-      rows[i] = { name = r.name, state = r.state, applied_at = r.applied_at or migrate.null,
-        hash = r.hash or migrate.null, file_hash = r.file_hash or migrate.null,
-        tree_hash = r.tree_hash or migrate.null, file_tree_hash = r.file_tree_hash or migrate.null,
-        duration_ms = r.duration_ms or migrate.null, out_of_order = r.out_of_order or false }
+      rows[i] = table.concat { '{"name":', js(r.name), ',"state":"', r.state, '","applied_at":',
+        str(r.applied_at),
+        ',"hash":', str(r.hash), ',"file_hash":', str(r.file_hash), ',"tree_hash":', str(r.tree_hash),
+        ',"file_tree_hash":', str(r.file_tree_hash), ',"duration_ms":', r.duration_ms
+          and tostring(r.duration_ms)
+        or "null", ',"out_of_order":', r.out_of_order and "true" or "false", "}" }
     end
-    local doc = {
-      engine = store.engine, table = store.table, initialized = st.initialized,
-      migration_dir = eng.dir, migration_dir_exists = not st.dir_missing,
-      current = st.current or migrate.null,
-      history_ok = st.mismatch == nil,
-      counts = st.counts, migrations = migrate.array(rows),
-    }
-    io.stdout:write(migrate.json(doc), "\n")
+    io.stdout:write('{"engine":', js(store.engine), ',"table":', js(store.table), ',"initialized":',
+      tostring(st.initialized), ',"migration_dir":', js(eng.dir), ',"migration_dir_exists":',
+      tostring(not st.dir_missing), ',"current":', str(st.current), ',"history_ok":',
+        tostring(st.mismatch == nil),
+      ',"counts":', J(st.counts), ',"migrations":[', table.concat(rows, ","), "]}\n")
     return 0
   end
   local ui = require "dbtool.ui"
   local out = {}
-  if not st.initialized then out[#out + 1] = "(" .. store.table .. " is not installed: run `migrator init`)" end
+  if not st.initialized then out[#out + 1] = "(" .. store.table
+    .. " is not installed: run `migrator init`)" end
   if st.dir_missing then out[#out + 1] = "(migration directory not found: " .. eng.dir .. ")" end
   local width = 10
   for _, r in ipairs(st.rows) do if #r.name > width then width = #r.name end end
@@ -486,7 +494,8 @@ local function cmd_status(p, l)
     elseif r.out_of_order then
       note = "  (out of order: older than the last applied)"
     end
-    out[#out + 1] = string.format("%s %-" .. width .. "s  %-27s %s%s", ui.style(colors[r.state], state), r.name,
+    out[#out + 1] = string.format("%s %-" .. width .. "s  %-27s %s%s", ui.style(colors[r.state], state),
+      r.name,
       r.applied_at or "-", short(r.hash), note)
   end
   local c = st.counts
@@ -518,7 +527,11 @@ function M.main(argv)
     require("dbtool.ui").page(HELP)
     return 0
   end
-  if p.opts.verbose then log.configure { level = "debug" } elseif p.opts.quiet then log.configure { level = "warn" } end
+  if p.opts.verbose then
+    log.configure { level = "debug" }
+  elseif p.opts.quiet then
+    log.configure { level = "warn" }
+  end
   if not p.command then
     fail(errors.GENERIC, "no subcommand specified. Use 'migrator help' for usage information.")
   end
