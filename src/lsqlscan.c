@@ -27,11 +27,10 @@
  *   sc:set_std_strings(bool)           standard_conforming_strings as reported by the server
  *   sc:state() → {state =, paren =, begin =, comment =, started =, tag =}
  *   sqlscan.newlines(s [, i [, j]]) → count of '\n' in s[i..j], position of the last one or nil
- *   sqlscan.copy_scan(s [, i [, eof]]) → found, data_end, resume, lines
+ *   sqlscan.copy_scan(s [, i [, eof]]) → found, data_end, resume
  *     inline COPY data from s[i] (at a line start): found is true when a line `\.` ends it;
- *     the data is s[i..data_end], scanning goes on at resume; `lines` counts the newlines in
- *     s[i..resume-1]. When not found, data_end is the end of the last complete line (at eof:
- *     the end of s) and resume = data_end + 1.
+ *     the data is s[i..data_end], scanning goes on at resume. When not found, data_end is the
+ *     end of the last complete line (at eof: the end of s) and resume = data_end + 1.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -599,37 +598,56 @@ static int ss_newlines(lua_State *L) {
   return 2;
 }
 
+/* Is b[k..] (k at a line start) the end-of-data line `\.` + (\n | \r\n | end at eof)? */
+static int ss_copy_end_at(const char *b, size_t n, size_t k, int eof, size_t *next) {
+  if (k + 2 > n || b[k] != '\\' || b[k + 1] != '.') return 0;
+  if (k + 2 == n) { if (!eof) return -1; *next = n; return 1; }
+  if (b[k + 2] == '\n') { *next = k + 3; return 1; }
+  if (b[k + 2] == '\r') {
+    if (k + 3 == n) return eof ? 0 : -1;
+    if (b[k + 3] == '\n') { *next = k + 4; return 1; }
+  }
+  return 0;
+}
+
 static int ss_copy_scan(lua_State *L) {
   size_t n;
   const char *b = luaL_checklstring(L, 1, &n);
   lua_Integer ipos = luaL_optinteger(L, 2, 1);
   int eof = lua_toboolean(L, 3);
-  size_t k;
-  lua_Integer lines = 0;
+  size_t k, next = 0, safe;
+  const char *last;
+  int r;
   if (ipos < 1 || (lua_Unsigned)ipos > (lua_Unsigned)n + 1)
     return luaL_argerror(L, 2, "position out of range");
   k = (size_t)ipos - 1;
-  while (k < n) {
-    const char *nl = (const char *)memchr(b + k, '\n', n - k);
-    size_t le = nl ? (size_t)(nl - b) : n;  /* end of this line, newline excluded */
-    size_t len = le - k;
-    if (nl == NULL && !eof) break;          /* partial line: wait for the rest */
-    if ((len == 2 && b[k] == '\\' && b[k + 1] == '.') ||
-        (len == 3 && b[k] == '\\' && b[k + 1] == '.' && b[k + 2] == '\r')) {
-      lua_pushboolean(L, 1);
-      lua_pushinteger(L, (lua_Integer)k);                         /* data ends before */
-      lua_pushinteger(L, (lua_Integer)(nl ? le + 1 : n) + 1);     /* resume */
-      lua_pushinteger(L, lines + (nl ? 1 : 0));
-      return 4;
-    }
-    if (nl) lines++;
-    k = nl ? le + 1 : n;
+  /* candidates: the start, then every "\n\\." (one memmem pass, no per-line work) */
+  r = ss_copy_end_at(b, n, k, eof, &next);
+  while (r == 0) {
+    const char *m = (const char *)memmem(b + k, n - k, "\n\\.", 3);
+    if (m == NULL) break;
+    k = (size_t)(m - b) + 1;
+    r = ss_copy_end_at(b, n, k, eof, &next);
+  }
+  if (r == 1) {
+    lua_pushboolean(L, 1);
+    lua_pushinteger(L, (lua_Integer)k);             /* data ends before the marker */
+    lua_pushinteger(L, (lua_Integer)next + 1);
+    return 3;
+  }
+  if (r == -1) {
+    safe = k;                                       /* a marker may be completing */
+  } else if (eof) {
+    safe = n;
+  } else {
+    k = (size_t)ipos - 1;
+    last = k < n ? (const char *)memrchr(b + k, '\n', n - k) : NULL;
+    safe = last ? (size_t)(last - b) + 1 : k;       /* after the last complete line */
   }
   lua_pushboolean(L, 0);
-  lua_pushinteger(L, (lua_Integer)k);
-  lua_pushinteger(L, (lua_Integer)k + 1);
-  lua_pushinteger(L, lines);
-  return 4;
+  lua_pushinteger(L, (lua_Integer)safe);
+  lua_pushinteger(L, (lua_Integer)safe + 1);
+  return 3;
 }
 
 static const luaL_Reg ss_methods[] = {

@@ -436,6 +436,25 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal("after", value(conn, "SELECT b FROM c WHERE a = 100"))
     end)
 
+    it("keeps counting lines through COPY data (errors after it point at the right line)", function()
+      local conn <close> = fresh()
+      local saved = sqlrun.CHUNK
+      sqlrun.CHUNK = 5
+      local ok, e = pcall(sqlrun.string, conn, "CREATE TABLE c (a int);\nCOPY c FROM stdin;\n1\n2\n\\.\n\n" ..
+        "SELECT nope;\n", { name = "l.sql" })
+      sqlrun.CHUNK = saved
+      assert.is_false(ok)
+      assert.equal("l.sql:7:8", e.where)
+      local f = testutil.write(testutil.tmpdir("copyl") .. "/l.sql", "CREATE TABLE d (a int);\nCOPY d FROM stdin;\n" ..
+        string.rep("7\n", 5000) .. "\\.\n\n  SELECT nope;\n")
+      sqlrun.CHUNK = 64
+      ok, e = pcall(sqlrun.file, conn, f)
+      sqlrun.CHUNK = saved
+      assert.is_false(ok)
+      assert.equal(f .. ":5005:10", e.where)
+      assert.equal(5000, value(conn, "SELECT count(*) FROM d"))
+    end)
+
     it("ends the data at the end of the file without \\.", function()
       local conn <close> = fresh()
       sqlrun.string(conn, "CREATE TABLE c (a int);\nCOPY c FROM stdin;\n1\n2\n")
