@@ -373,16 +373,17 @@ function M.pull(ctx, cfg, overrides)
   log:notice("pulling data from %s", cfg.host)
   log:debug("running: %s", table.concat(argv, " "))
 
+  local writer = s.writer(cfg)
   local errfile = os.tmpname()
   local p, perr = proc.spawn { argv = argv, env = env.child_env(), stdin = "null", stdout = "pipe",
     stderr = { path = errfile } }
   if not p then
     os.remove(errfile)
+    pcall(writer.abort, writer)
     errors.raise(errors.NO_DEPENDENCY, "cannot run " .. argv[1] .. ": " .. tostring(perr),
       { hint = "install it (pull_staging runs `" .. argv[1] .. "` to reach the staging host)" })
   end
 
-  local writer = s.writer(cfg)
   local result = { file = cfg.file, tables = {}, rows = 0, dropped = 0, received = 0 }
   local progress = ui.progress("pull_staging: received", nil)
   local committed = false

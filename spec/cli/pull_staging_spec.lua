@@ -54,7 +54,7 @@ describe("database pull_staging", function()
     return out
   end
 
-  -- apply test-data.sql to a new database with the staging schema; returns its URL
+  -- load test-data.sql into a new database with the staging schema; returns its URL
   local function apply(file)
     local url = t.fresh_db("local")
     local schema = t.run { t.pg_bindir() .. "/pg_dump", "--schema-only", "--dbname=" .. staging_url }
@@ -62,8 +62,9 @@ describe("database pull_staging", function()
     local r = t.run { argv = { t.pg_bindir() .. "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
       "--dbname=" .. url }, stdin = schema.stdout }
     assert.are.equal(0, r.code, r.stderr)
-    r = t.run { t.pg_bindir() .. "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", file,
-      "--dbname=" .. url }
+    -- the data goes in as a user would load it: `database patch` (our psql-compatible runner)
+    r = t.run { argv = { "database", "-u", url, "patch" }, env = { PATCH_SQL = file, PATCH_LOG = false,
+      PG_LOG_PATH = false } }
     assert.are.equal(0, r.code, r.stderr)
     return url
   end
@@ -264,6 +265,16 @@ describe("database pull_staging", function()
       assert.matches("failed to dump staging database via SSH", r.stderr)
       assert.matches("pg_dump", r.stderr)
       assert.is_nil(t.read(pwned))
+      assert_kept()
+    end)
+
+    it("no ssh at all: exit 127 naming it", function()
+      seed()
+      local empty = dir .. "/empty-bin"
+      t.mkdir_p(empty)
+      local r = pull { PATH = empty }
+      assert.are.equal(127, r.code)
+      assert.matches("cannot run ssh", r.stderr)
       assert_kept()
     end)
 

@@ -1,0 +1,306 @@
+-- PostgreSQL: the driver part of a store (connection, session advisory lock polled to a
+-- timeout, migration transactions, running psql scripts through dbtool.sqlrun) and the hectic
+-- bookkeeping table hectic.migration, installed by the hectic bundle (dbtool.bundle).
+--
+-- hectic.migration is the original's table (id, name UNIQUE, hash, applied_at), without
+-- UNIQUE(hash) (the bundle drops it), plus two nullable columns added idempotently by
+-- `ensure` and ignored by the original migrator, which inserts (name, hash) only:
+--   tree_hash    sha256 over every file of up/ for multi-file migrations (dbtool.migrate.checksum)
+--   duration_ms  how long the up script took
+local pg = require "dbtool.pg"
+local errors = require "dbtool.errors"
+
+local M = {}
+
+-- Advisory lock keys (the two-int4 form shows up readably in pg_locks as classid/objid):
+-- classid = "migr" in ASCII, objid = which bookkeeping table.
+M.LOCK_CLASS = 0x6d696772
+M.LOCK_HECTIC = 1
+M.LOCK_RICKDB = 2
+
+local function now()
+  return require("dbtool.core").now()
+end
+
+-- ---------------------------------------------------------------- driver
+
+local Driver = {}
+Driver.__index = Driver
+M.Driver = Driver
+
+--- A driver over connection target `target` (URL or conninfo). opts.log: logger.
+function M.driver(target, opts, class)
+  opts = opts or {}
+  local log = opts.log or require("dbtool.log").ns("migrate")
+  local conn = pg.connect(target, { log = log })
+  return setmetatable({ conn = conn, log = log, engine = "postgresql", target = target,
+    lock_key = M.LOCK_HECTIC }, class or Driver)
+end
+
+function Driver:exec(sql, ...)
+  return self.conn:exec(sql, ...)
+end
+
+function Driver:close()
+  if self.conn then self.conn:close() end
+end
+Driver.__close = Driver.close
+
+--- Take the session advisory lock, polling pg_try_advisory_lock until `wait` seconds have
+--- passed (a blocking pg_advisory_lock would deadlock with CREATE INDEX CONCURRENTLY run by
+--- the holder). Raises exit 1 on timeout, naming the holder.
+function Driver:lock(wait, log)
+  log = log or self.log
+  local deadline = now() + (wait or 60)
+  local delay, announced = 0.005, false
+  while true do
+    local r = self.conn:exec("SELECT pg_try_advisory_lock($1::int4, $2::int4) AS ok", M.LOCK_CLASS,
+      self.lock_key)
+    if r[1].ok then
+      self.locked = true
+      return
+    end
+    local holder = self.conn:exec([[
+      SELECT l.pid, a.application_name, a.client_addr::text AS addr,
+             extract(epoch FROM now() - a.backend_start)::int AS age
+        FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
+             WHERE datname = current_database()) AND l.classid = $1::int4::oid
+         AND l.objid = $2::int4::oid AND l.objsubid = 2]], M.LOCK_CLASS, self.lock_key)[1]
+    local who = holder and string.format("backend pid %d%s", holder.pid,
+      holder.age and (", connected " .. holder.age .. " s ago") or "") or "another session"
+    if now() >= deadline then
+      errors.raise(errors.GENERIC, string.format(
+        "another migration is running on this database (lock held by %s); gave up after %g s", who,
+        wait or 60), { hint = "wait for it to finish, or raise the wait with --lock-wait SECONDS" })
+    end
+    if not announced then
+      log:notice("waiting for another migration to finish (lock held by %s)", who)
+      announced = true
+    end
+    require("dbtool.core").sleep(delay)
+    delay = math.min(delay * 2, 0.1)
+  end
+end
+
+function Driver:unlock()
+  if self.locked and self.conn and not self.conn:closed() then
+    if self.conn:transaction_status() ~= "idle" then pcall(self.conn.exec, self.conn, "ROLLBACK") end
+    pcall(self.conn.exec, self.conn, "SELECT pg_advisory_unlock($1::int4, $2::int4)", M.LOCK_CLASS,
+      self.lock_key)
+  end
+  self.locked = false
+end
+
+local function duration_literal(v)
+  if math.type(v) == "integer" then return tostring(v) end
+  return "'" .. tostring(v):gsub("'", "''") .. "'"
+end
+
+--- BEGIN a migration transaction. opts: lock_timeout, statement_timeout (durations or
+--- false), migration_mode (SET LOCAL hectic.migration_mode = 'on'), sync (false: this
+--- commit may use synchronous_commit = off; a later synchronous commit flushes it).
+function Driver:begin(opts)
+  opts = opts or {}
+  local sql = { "BEGIN" }
+  if opts.lock_timeout and opts.lock_timeout ~= "0" then
+    sql[#sql + 1] = "SET LOCAL lock_timeout = " .. duration_literal(opts.lock_timeout)
+  end
+  if opts.statement_timeout and opts.statement_timeout ~= "0" then
+    sql[#sql + 1] = "SET LOCAL statement_timeout = " .. duration_literal(opts.statement_timeout)
+  end
+  if opts.migration_mode and self.migration_mode then
+    sql[#sql + 1] = "SET LOCAL hectic.migration_mode = 'on'"
+  end
+  if opts.sync == false then
+    sql[#sql + 1] = "SET LOCAL synchronous_commit = off"
+  end
+  self.pending = nil
+  self.conn:exec(table.concat(sql, "; "))
+end
+
+--- COMMIT, sending the buffered bookkeeping statement in the same round trip.
+function Driver:commit()
+  local sql = "COMMIT"
+  if self.pending then sql = self.pending .. "; COMMIT" end
+  self.pending = nil
+  self.conn:exec(sql)
+  if self.conn:transaction_status() ~= "idle" then
+    -- COMMIT of a failed transaction reports ROLLBACK, not an error
+    pcall(self.conn.exec, self.conn, "ROLLBACK")
+    errors.raise(errors.GENERIC, "the migration transaction was rolled back")
+  end
+end
+
+function Driver:rollback()
+  self.pending = nil
+  if self.conn and not self.conn:closed() and self.conn:transaction_status() ~= "idle" then
+    pcall(self.conn.exec, self.conn, "ROLLBACK")
+  end
+end
+
+function Driver:in_transaction()
+  local s = self.conn:transaction_status()
+  return s == "intrans" or s == "inerror" or s == "active"
+end
+
+--- Buffer a statement to send with COMMIT (or run it now outside a transaction).
+function Driver:queue(sql)
+  if self.pending then self.pending = self.pending .. "; " .. sql else self.pending = sql end
+end
+
+function Driver:literal(v)
+  if v == nil then return "NULL" end
+  if math.type(v) == "integer" then return tostring(v) end
+  return self.conn:escape_literal(tostring(v))
+end
+
+--- Run the psql script `path` on the connection (dbtool.sqlrun: \i, \ir, \set, \if, :var,
+--- COPY ...), with psql variables `vars`, inside the current transaction: the runner issues
+--- no BEGIN of its own. Errors carry file:line:col, the excerpt and the SQLSTATE.
+function Driver:run(path, vars)
+  return require("dbtool.sqlrun").file(self.conn, path,
+    { vars = vars, log = self.log, single_transaction = false })
+end
+
+-- ---------------------------------------------------------------- hectic.migration
+
+local Hectic = setmetatable({}, { __index = Driver })
+Hectic.__index = Hectic
+Hectic.__close = Driver.close
+M.Hectic = Hectic
+
+--- Connect the hectic store. opts.log: logger.
+function M.connect(target, opts)
+  local s = M.driver(target, opts, Hectic)
+  s.kind = "hectic"
+  s.table = "hectic.migration"
+  s.migration_mode = true
+  return s
+end
+
+-- Our nullable extra columns (old migrators insert (name, hash) and never see them).
+local EXTRA_COLUMNS = {
+  { "tree_hash", "TEXT" },
+  { "duration_ms", "INTEGER" },
+}
+
+M.EXTRA_SQL = [[
+-- db-tool: nullable bookkeeping columns the original migrator ignores
+ALTER TABLE hectic.migration ADD COLUMN IF NOT EXISTS tree_hash TEXT;
+ALTER TABLE hectic.migration ADD COLUMN IF NOT EXISTS duration_ms INTEGER;
+]]
+
+--- The SQL `init` runs (for init --dry-run).
+function M.init_sql()
+  return require("dbtool.bundle").sql() .. "\n" .. M.EXTRA_SQL
+end
+Hectic.init_sql = function() return M.init_sql() end
+
+function Hectic:installed()
+  if self._installed then return true end
+  local r = self.conn:exec("SELECT to_regclass('hectic.migration') IS NOT NULL AS ok")
+  self._installed = r[1].ok
+  return self._installed
+end
+
+--- Which of our extra columns exist.
+function Hectic:extras()
+  if self._extras then return self._extras end
+  local r = self.conn:exec([[
+    SELECT attname FROM pg_attribute
+     WHERE attrelid = 'hectic.migration'::regclass AND attnum > 0 AND NOT attisdropped]])
+  local have = {}
+  for i = 1, r.n do have[r[i].attname] = true end
+  self._extras = have
+  return have
+end
+
+function Hectic:ensure_columns()
+  local have = self:extras()
+  local missing = {}
+  for _, c in ipairs(EXTRA_COLUMNS) do
+    if not have[c[1]] then missing[#missing + 1] = "ADD COLUMN IF NOT EXISTS " .. c[1] .. " " .. c[2] end
+  end
+  if #missing > 0 then
+    self.conn:exec("ALTER TABLE hectic.migration " .. table.concat(missing, ", "))
+    self._extras = nil
+  end
+end
+
+local function init_failed(self, err, what)
+  if errors.is(err) and err.interrupted then error(err, 0) end
+  require("dbtool.cli").report(err, self.log.name)
+  errors.raise(errors.BUG, "init failed: " .. what)
+end
+
+--- `migrator init`: apply the hectic bundle (one transaction), then our extra columns.
+function Hectic:init()
+  local ok, err = errors.try(require("dbtool.bundle").apply, self.conn)
+  if not ok then init_failed(self, err, "hectic bundle apply") end
+  self._installed = nil
+  ok, err = errors.try(self.ensure_columns, self)
+  if not ok then init_failed(self, err, "hectic.migration columns") end
+end
+
+--- Before `migrate`: install the bundle on a database that never had it (as the original's
+--- implicit init did); otherwise only check its version (cheap, no DDL).
+function Hectic:ensure()
+  local ok, res = errors.try(require("dbtool.bundle").check_version, self.conn)
+  if not ok then init_failed(self, res, "hectic bundle version check") end
+  if res.status ~= "ok" then
+    if res.status == "missing" then
+      self.log:notice("the hectic bundle is not installed: applying it (as `migrator init` does)")
+    else
+      self.log:notice("the hectic bundle is incomplete (%s): applying it again",
+        table.concat(res.missing or {}, ", "))
+    end
+    self:init()
+    return
+  end
+  self:ensure_columns()
+end
+
+--- Applied migrations, byte order: {id, name, hash, tree_hash, duration_ms, applied_at}.
+function Hectic:applied()
+  local have = self:extras()
+  local r = self.conn:exec(string.format([[
+    SELECT id, name::text AS name, hash::text AS hash, %s AS tree_hash, %s AS duration_ms,
+           to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS applied_at
+      FROM hectic.migration ORDER BY name COLLATE "C"]],
+    have.tree_hash and "tree_hash" or "NULL::text", have.duration_ms and "duration_ms" or "NULL::int"))
+  local out = {}
+  for i = 1, r.n do
+    local row = r[i]
+    out[i] = { id = row.id, name = row.name, hash = row.hash, tree_hash = row.tree_hash,
+      duration_ms = row.duration_ms, applied_at = row.applied_at }
+  end
+  return out
+end
+
+function Hectic:is_applied(name)
+  local r = self.conn:exec("SELECT 1 AS x FROM hectic.migration WHERE name = $1", name)
+  return r.n > 0
+end
+
+--- Record migration `m` (name, hash, tree_hash) as applied; sent with the COMMIT.
+function Hectic:record(m, duration_ms)
+  local have = self:extras()
+  local cols, vals = { "name", "hash" }, { self:literal(m.name), self:literal(m.hash) }
+  if have.tree_hash then
+    cols[#cols + 1] = "tree_hash"
+    vals[#vals + 1] = self:literal(m.tree_hash)
+  end
+  if have.duration_ms then
+    cols[#cols + 1] = "duration_ms"
+    vals[#vals + 1] = self:literal(duration_ms)
+  end
+  self:queue("INSERT INTO hectic.migration (" .. table.concat(cols, ", ") .. ") VALUES ("
+    .. table.concat(vals, ", ") .. ")")
+end
+
+function Hectic:unrecord(name)
+  self:queue("DELETE FROM hectic.migration WHERE name = " .. self:literal(name))
+end
+
+return M
