@@ -880,6 +880,20 @@ end
 
 -- ====================================================================== start
 
+--- PG_SHARED_PRELOAD_LIBRARIES: unset → "pg_cron" (and "default" as second value), set →
+--- its value ("" = no preloaded library).
+function M.preload_from_env()
+  if env.is_set("PG_SHARED_PRELOAD_LIBRARIES") then return env.raw("PG_SHARED_PRELOAD_LIBRARIES"), "env" end
+  return M.DEFAULT_PRELOAD, "default"
+end
+
+--- Directory of the server logs of working directory `dir`: PG_LOG_PATH, else dir/data/log.
+function M.log_dir(dir)
+  local p = env.get("PG_LOG_PATH")
+  if p then return absolute(p) end
+  return dir .. "/data/log"
+end
+
 --- Options from the environment contract (seed defaults): PG_WORKING_DIR/LOCAL_DIR, PG_PORT,
 --- PG_DATABASE, PG_REUSE, PG_CONF_FILE, PG_SHARED_PRELOAD_LIBRARIES, PG_DISABLE_LOGGING,
 --- PG_LOG_PATH. `overrides` wins over the environment.
@@ -889,14 +903,13 @@ function M.options_from_env(overrides)
   o.dir = overrides.dir or env.pg_working_dir()
   o.port = overrides.port or env.pg_port()
   o.database = overrides.database or env.pg_database()
-  if overrides.reuse ~= nil then o.reuse = overrides.reuse else o.reuse = env.is_set("PG_REUSE") end
+  -- PG_REUSE in the environment always reuses (a --reuse flag adds to it, never removes it)
+  o.reuse = overrides.reuse == true or env.is_set("PG_REUSE")
   o.conf_file = overrides.conf_file or env.get("PG_CONF_FILE")
   if overrides.preload ~= nil then
     o.preload = overrides.preload
-  elseif env.is_set("PG_SHARED_PRELOAD_LIBRARIES") then
-    o.preload = env.raw("PG_SHARED_PRELOAD_LIBRARIES")
   else
-    o.preload, o.preload_source = M.DEFAULT_PRELOAD, "default"
+    o.preload, o.preload_source = M.preload_from_env()
   end
   if overrides.logging ~= nil then o.logging = overrides.logging else
     local v = env.get("PG_DISABLE_LOGGING", "0")
@@ -905,6 +918,15 @@ function M.options_from_env(overrides)
   o.log_dir = overrides.log_dir or env.get("PG_LOG_PATH")
   for k, v in pairs(overrides) do if o[k] == nil then o[k] = v end end
   return o
+end
+
+--- cluster.start(cluster.options_from_env(overrides)), with the background spare copy on
+--- unless overrides.spare == false (the everyday deploy loop re-initialises this directory).
+function M.start_from_env(overrides)
+  local o = {}
+  for k, v in pairs(overrides or {}) do o[k] = v end
+  if o.spare == nil then o.spare = true end
+  return M.start(M.options_from_env(o))
 end
 
 local function normalize(o)
