@@ -266,7 +266,8 @@ local function project_policy()
     local pol = require "dbtool.migrate.policy"
     local okp, msg = pol.merge(pol.defaults(), src)
     if not okp then
-      errors.raise(errors.GENERIC, msg, { where = proj.file, hint = "fix settings.migration in " .. proj.file })
+      errors.raise(errors.GENERIC, msg,
+        { where = proj.file, hint = "fix settings.migration in " .. proj.file })
     end
     for k, v in pairs(src) do p[k] = v end
   end
