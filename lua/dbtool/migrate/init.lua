@@ -620,6 +620,8 @@ function Engine:run_steps(plan)
 
   local function failed(s, err, note)
     if progress then progress:finish() end
+    -- earlier commits of this run may have been asynchronous (fast_commit): flush them
+    if done > 0 and not single and store.flush then pcall(store.flush, store) end
     if errors.is(err) and err.interrupted then error(err, 0) end
     if self.report_errors ~= false then report_script_error(self, err) end
     local what = s.direction == "up" and "migration failed: " or "migration rollback failed: "
@@ -645,19 +647,20 @@ function Engine:run_steps(plan)
       total = #plan.steps })
     local skip = false
     local outcome = s.direction == "up" and "applied" or "reverted"
-    if not single and not s.no_tx then
+    local own_tx = not single and not s.no_tx
+    if own_tx then
       txopts.sync = (i == #plan.steps) or not pol.fast_commit
       store:begin(txopts)
-      if store.recheck then
-        -- SQLite: history read again under the write lock; another run may have done it
-        local state = store:is_applied(m.name)
-        if (s.direction == "up") == state then
-          store:rollback()
-          log:info("%s was already %s by another run; skipping", m.name,
-            s.direction == "up" and "applied" or "reverted")
-          skip = true
-          outcome = "skipped"
-        end
+    end
+    if store.recheck and (own_tx or single) then
+      -- SQLite: history read again under the write lock; another run may have done it
+      local state = store:is_applied(m.name)
+      if (s.direction == "up") == state then
+        if own_tx then store:rollback() end
+        log:info("%s was already %s by another run; skipping", m.name,
+          s.direction == "up" and "applied" or "reverted")
+        skip = true
+        outcome = "skipped"
       end
     end
     if not skip then
