@@ -299,4 +299,47 @@ CREATE TABLE a (x);
     ok(run(p, "migrate", "up", "--allow-modified"))
     assert.is_true(has_table(p, "b"))
   end)
+  it("takes policy and hooks from the project's db-tool.lua, shows progress on a TTY", function()
+    local p = setup_project()
+    local A = mig(p, "20250101000000-a", "CREATE TABLE a (x);\n", "DROP TABLE a;\n")
+    mig(p, "20250102000000-b", "CREATE TABLE b (x);\n", "DROP TABLE b;\n")
+    mig(p, "20250103000000-c", "CREATE TABLE c (x);\n", "DROP TABLE c;\n")
+    local hooklog = p.dir .. "/hooks.log"
+    local proj = [[
+local out = os.getenv("HOOK_LOG")
+local function w(s) local f = assert(io.open(out, "a")); f:write(s, "\n"); f:close() end
+return {
+  hooks = {
+    before_migrate = function(info) w("before_migrate " .. #info.plan.steps) end,
+    before_each_migration = function(info) w("before " .. info.name) end,
+    after_each_migration = function(info) w("after " .. info.name .. " " .. info.outcome) end,
+    after_migrate = function(info) w("after_migrate " .. info.done) end,
+  },
+  settings = { migration = { checksum = "warn" } },
+}]]
+    t.write(p.dir .. "/db/db-tool.lua", proj)
+    local function prun(...)
+      return t.run { argv = { "migrator", ... }, cwd = p.dir, env = { DB_URL = p.url, NO_COLOR = "1",
+        DATABASE_DIR = p.dir .. "/db", HOOK_LOG = hooklog, DB_TOOL_TTY = "1" } }
+    end
+    local r = prun("migrate", "up", "2")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("before_migrate 2\nbefore " .. A .. "\nafter " .. A .. " applied\n"
+      .. "before 20250102000000-b\nafter 20250102000000-b applied\nafter_migrate 2\n", t.read(hooklog))
+    has(r.stderr, "migrating [")
+    has(r.stderr, "applied " .. A .. " (up) in ")
+    has(r.stderr, "2 migration(s) in ")
+    -- checksum = "warn" from the project: a modified migration only warns
+    t.write(p.mdir .. "/" .. A .. "/up.sql", "CREATE TABLE a (x, y);\n")
+    r = prun("migrate", "up")
+    assert.are.equal(0, r.code, r.stderr)
+    has(r.stderr, "an applied migration was modified")
+    assert.is_true(has_table(p, "c"))
+    -- a bad setting stops everything
+    t.write(p.dir .. "/db/db-tool.lua", "return { settings = { migration = { colour = 1 } } }")
+    r = prun("migrate", "down")
+    assert.are.equal(1, r.code)
+    has(r.stderr, "unknown setting 'colour'")
+    assert.is_true(has_table(p, "c"))
+  end)
 end)

@@ -409,7 +409,11 @@ Engine.__index = Engine
 --- opts: store (from open_store), layout ("dirs" | "flat" | module), dir, policy (table merged
 --- over the defaults), vars ({name = value}, psql variables), log (dbtool.log logger),
 --- force (skip the history check), allow_modified, dry_run, out (function(line) for plan
---- and report output; default stdout).
+--- and report output; default stdout), report_errors (false: do not log a failing script's
+--- error; it is still the `cause` of the raised "migration failed" error, exit 4).
+--- Hooks (policy.hooks) receive: before_migrate/after_migrate {plan, dir, done};
+--- before_each/after_each {name, direction, script, index, total; after_each adds
+--- duration (s), outcome = "applied" | "reverted" | "empty" | "skipped"}.
 function M.new(opts)
   local layout = opts.layout or "dirs"
   if type(layout) == "string" then
@@ -422,6 +426,7 @@ function M.new(opts)
     vars = opts.vars or {}, log = opts.log or require("dbtool.log").ns("migrate"),
     force = opts.force, allow_modified = opts.allow_modified, dry_run = opts.dry_run,
     out = opts.out or function(line) io.stdout:write(line, "\n") end,
+    report_errors = opts.report_errors,
   }, Engine)
   return e
 end
@@ -615,10 +620,13 @@ function Engine:run_steps(plan)
 
   local function failed(s, err, note)
     if progress then progress:finish() end
+    -- earlier commits of this run may have been asynchronous (fast_commit): flush them
+    if done > 0 and not single and store.flush then pcall(store.flush, store) end
     if errors.is(err) and err.interrupted then error(err, 0) end
-    report_script_error(self, err)
+    if self.report_errors ~= false then report_script_error(self, err) end
     local what = s.direction == "up" and "migration failed: " or "migration rollback failed: "
-    errors.raise(errors.MIGRATION_FAILED, what .. s.m.name, { note = note,
+    errors.raise(errors.MIGRATION_FAILED, what .. s.m.name, { note = note, cause = errors.wrap(err),
+      migration = s.m.name, direction = s.direction,
       hint = note or (single and "nothing was applied (--single-transaction)"
         or (done > 0 and (done .. " earlier migration(s) of this run stay applied") or nil)) })
   end
@@ -629,29 +637,36 @@ function Engine:run_steps(plan)
   for i, s in ipairs(plan.steps) do
     local m = s.m
     local t0 = now()
-    if progress then progress:update(i - 1, m.name) end
+    if progress then
+      progress.last = 0 -- draw now: the line was cleared for the previous migration's log line
+      progress:update(i - 1, m.name)
+    end
     local verb = s.direction == "up" and "applying migration %s (up)" or "reverting migration %s (down)"
     if tty then log:debug(verb, m.name) else log:info(verb, m.name) end
     hook(self, "before_each", { name = m.name, direction = s.direction, script = s.script, index = i,
       total = #plan.steps })
     local skip = false
-    if not single and not s.no_tx then
+    local outcome = s.direction == "up" and "applied" or "reverted"
+    local own_tx = not single and not s.no_tx
+    if own_tx then
       txopts.sync = (i == #plan.steps) or not pol.fast_commit
       store:begin(txopts)
-      if store.recheck then
-        -- SQLite: history read again under the write lock; another run may have done it
-        local state = store:is_applied(m.name)
-        if (s.direction == "up") == state then
-          store:rollback()
-          log:info("%s was already %s by another run; skipping", m.name,
-            s.direction == "up" and "applied" or "reverted")
-          skip = true
-        end
+    end
+    if store.recheck and (own_tx or single) then
+      -- SQLite: history read again under the write lock; another run may have done it
+      local state = store:is_applied(m.name)
+      if (s.direction == "up") == state then
+        if own_tx then store:rollback() end
+        log:info("%s was already %s by another run; skipping", m.name,
+          s.direction == "up" and "applied" or "reverted")
+        skip = true
+        outcome = "skipped"
       end
     end
     if not skip then
       if s.empty and pol.skip_empty then
         log:info("%s: empty migration, skipped (not recorded)", m.name)
+        outcome = "empty"
         if not single and not s.no_tx then store:rollback() end
       else
         local ok, err = errors.try(store.run, store, s.script, self.vars, { no_tx = s.no_tx })
@@ -695,7 +710,7 @@ function Engine:run_steps(plan)
       log:debug("%s: %s", m.name, ui.duration(dt))
     end
     hook(self, "after_each", { name = m.name, direction = s.direction, script = s.script, index = i,
-      total = #plan.steps, duration = dt, skipped = skip })
+      total = #plan.steps, duration = dt, skipped = skip, outcome = outcome })
   end
   if single then
     local ok, err = errors.try(store.commit, store)

@@ -132,6 +132,14 @@ function Driver:commit()
   end
 end
 
+--- Make every earlier commit of the session durable: a synchronous commit of a transaction
+--- with an xid flushes the WAL up to its commit record, which follows theirs.
+function Driver:flush()
+  if self.conn:transaction_status() == "idle" then
+    self.conn:exec("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+  end
+end
+
 function Driver:rollback()
   self.pending = nil
   if self.conn and not self.conn:closed() and self.conn:transaction_status() ~= "idle" then

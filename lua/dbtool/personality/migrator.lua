@@ -262,7 +262,13 @@ local function project_policy()
   if not proj then return nil end
   local p = {}
   local src = project.setting(proj, "migration")
-  if type(src) == "table" then
+  if src ~= nil then
+    local pol = require "dbtool.migrate.policy"
+    local okp, msg = pol.merge(pol.defaults(), src)
+    if not okp then
+      errors.raise(errors.GENERIC, msg,
+        { where = proj.file, hint = "fix settings.migration in " .. proj.file })
+    end
     for k, v in pairs(src) do p[k] = v end
   end
   local map = { before_migrate = "before_migrate", after_migrate = "after_migrate",
