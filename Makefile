@@ -92,7 +92,7 @@ demo: deps
 bench: all
 	@sh bench/run.sh
 
-fuzz:
+fuzz: all
 	@sh spec/support/fuzz.sh
 
 install: all
