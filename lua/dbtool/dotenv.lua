@@ -22,9 +22,10 @@
 -- and `$NAME` in unquoted and double-quoted values are replaced by the value of NAME defined
 -- earlier in the same text, else by opts.env (a table, or a function name → value), else the
 -- default; an undefined NAME without a default is an error. `\$` (in double quotes, or
--- unquoted) is a literal `$`; single-quoted values are never expanded. Without opts.expand, `$` is an ordinary
--- character. (db-tool asks for it when the project file says settings = {dotenv = {expand =
--- true}}; the process environment is then the fallback for names not in the file.)
+-- unquoted) is a literal `$`; single-quoted values are never expanded. Without opts.expand,
+-- `$` is an ordinary character. (db-tool asks for it when the project file says
+-- settings = {dotenv = {expand = true}}; the process environment is then the fallback for
+-- names not in the file.)
 --
 -- Errors never echo the text of a line (it may hold a secret): they say what is wrong, with
 -- the line (and column), e.g. `.env.dev:7: unterminated double-quoted value (opened here)`.
@@ -107,9 +108,9 @@ function M.decode(text, opts)
     err(line_of(s, nul), col_of(s, nul), "NUL byte (a dotenv file is text)")
     return nil, errs
   end
-  local ok_utf8, bad = utf8.len(s)
+  local ok_utf8, bad_at = utf8.len(s)
   if not ok_utf8 then
-    err(line_of(s, bad), col_of(s, bad), "invalid UTF-8 (a dotenv file must be UTF-8 text)")
+    err(line_of(s, bad_at), col_of(s, bad_at), "invalid UTF-8 (a dotenv file must be UTF-8 text)")
     return nil, errs
   end
 

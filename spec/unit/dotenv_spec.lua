@@ -228,6 +228,7 @@ C="\u00e9"
       assert.are.equal(3, e.exit)
       assert.are.equal("dotenv file is not readable: " .. dir .. "/missing", e.msg)
       ok_, e = pcall(dotenv.read_file, dir)
+      assert.is_false(ok_)
       assert.are.equal("dotenv file is not readable: " .. dir, e.msg)
       local path = testutil.write(dir .. "/.env", "A=1\r\nB='2'\r\n")
       local r, text = dotenv.read_file(path)
@@ -235,6 +236,7 @@ C="\u00e9"
       assert.are.equal("A=1\r\nB='2'\r\n", text)
       testutil.write(path, "A=1\nbroken\n")
       ok_, e = pcall(dotenv.read_file, path)
+      assert.is_false(ok_)
       assert.are.equal(path .. ":2:1", e.where)
     end)
   end)
@@ -317,6 +319,7 @@ C="\u00e9"
       assert.are.equal(3, e.exit)
       assert.are.equal("f.env:2:1", e.where)
       ok_, e = pcall(dotenv.set, "A=1\n", "1X", "2")
+      assert.is_false(ok_)
       assert.are.equal(1, e.exit)
     end)
 
