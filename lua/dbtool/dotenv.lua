@@ -18,14 +18,14 @@
 --   * a key given twice: the last value wins, with a warning naming both lines;
 --   * the text must be valid UTF-8 without NUL bytes (what hectic.secret can store).
 --
--- Expansion happens only when asked: opts.expand = true. Then `${NAME}`, `${NAME:-default}`
+-- Expansion happens only when asked: opts.expand = true, or a comment line
+-- `# db-tool: expand` before the first entry (the file asks for itself). Then `${NAME}`, `${NAME:-default}`
 -- and `$NAME` in unquoted and double-quoted values are replaced by the value of NAME defined
 -- earlier in the same text, else by opts.env (a table, or a function name → value), else the
 -- default; an undefined NAME without a default is an error. `\$` (in double quotes, or
 -- unquoted) is a literal `$`; single-quoted values are never expanded. Without opts.expand,
--- `$` is an ordinary character. (db-tool asks for it when the project file says
--- settings = {dotenv = {expand = true}}; the process environment is then the fallback for
--- names not in the file.)
+-- `$` is an ordinary character. (hydrate and `database secrets` give the process environment
+-- as opts.env: with the directive, `${HOME}` works as in a shell.)
 --
 -- Errors never echo the text of a line (it may hold a secret): they say what is wrong, with
 -- the line (and column), e.g. `.env.dev:7: unterminated double-quoted value (opened here)`.
@@ -35,13 +35,16 @@
 --   dotenv.read_file(path [, opts]) → result, text          raises exit 3 (unreadable, invalid)
 --     result = { map = {KEY = value}, keys = {KEY, ...} (first-appearance order),
 --                entries = { {key =, value =, line =, last_line =}, ... } (every occurrence),
---                warnings = {"source:line: message", ...}, duplicates = {{key =, line =, previous =}} }
+--                warnings = {"source:line: message", ...}, duplicates = {{key =, line =, previous =}},
+--                expanded = whether expansion was on }
 --     errs   = { {line =, col =, msg =}, ... } (at most opts.max_errors, default 20)
 --   dotenv.quote(value) → a VALUE token that parses back to value (with or without expand)
 --   dotenv.serialize(map | list of {key, value}) → text (sorted keys for a map)
---   dotenv.set(text, key, value [, source]) → new text: the entry replaced in place (its
---     other occurrences removed), or appended; comments and layout kept
---   dotenv.unset(text, key [, source]) → new text, number of entries removed
+--   dotenv.set(text, key, value [, opts]) → new text: the entry replaced in place (its
+--     other occurrences removed), or appended; comments and layout kept. The text must
+--     parse (opts as for parse(): source, env); the result is not re-checked: with
+--     expansion, other values may refer to KEY — parse the result to be sure.
+--   dotenv.unset(text, key [, opts]) → new text, number of entries removed
 --   dotenv.valid_key(key) → boolean
 local errors = require "dbtool.errors"
 
@@ -209,6 +212,13 @@ function M.decode(text, opts)
     if c == "\n" then
       i, line = p + 1, line + 1
     elseif c == "#" then
+      local nl = s:find("\n", p, true) or len + 1
+      if s:sub(p, nl - 1):find("^#[ \t]*db%-tool:[ \t]*expand[ \t]*$") then
+        if #entries > 0 or #errs > 0 then
+          err(line, col_of(s, p), "the `# db-tool: expand` directive must come before the first entry")
+        end
+        expand = true
+      end
       i, line = next_line(p)
     else
       local start_line = line
@@ -322,7 +332,7 @@ function M.decode(text, opts)
   end
   if #errs > 0 then return nil, errs end
   return { map = map, keys = keys, entries = entries, warnings = warnings, duplicates = duplicates,
-    source = source }
+    source = source, expanded = expand }
 end
 
 --- A structured error (exit 3) for the errors of decode(), at source:line.
@@ -419,9 +429,10 @@ local function split(text)
   return lines, crlf and "\r\n" or "\n", bom and "\239\187\191" or ""
 end
 
-local function edit(text, key, value, source)
+local function edit(text, key, value, opts)
   check_key(key)
-  local res = M.parse(text, source)
+  opts = opts or {}
+  local res = M.parse(text, opts.source, opts)
   local lines, eol, bom = split(text)
   local drop, replace_at = {}, nil
   local removed = 0
@@ -447,16 +458,16 @@ local function edit(text, key, value, source)
 end
 
 --- Set KEY to value in dotenv text, keeping everything else (see the header).
-function M.set(text, key, value, source)
+function M.set(text, key, value, opts)
   if type(value) ~= "string" then
     errors.raise(errors.GENERIC, "the value of " .. tostring(key) .. " must be a string")
   end
-  return (edit(text, key, value, source))
+  return (edit(text, key, value, opts))
 end
 
 --- Remove every entry of KEY; returns the new text and how many entries were removed.
-function M.unset(text, key, source)
-  return edit(text, key, nil, source)
+function M.unset(text, key, opts)
+  return edit(text, key, nil, opts)
 end
 
 return M

@@ -266,6 +266,17 @@ C="\u00e9"
       assert.are.same({ A = "2", B = "1", C = "2x" }, r.map)
     end)
 
+    it("is asked for by a `# db-tool: expand` line before the first entry", function()
+      local r = ok("# my settings\n#db-tool:expand\nA=1\nB=${A}2\nC='$A'\n", { env = { X = "x" } })
+      assert.are.same({ A = "1", B = "12", C = "$A" }, r.map)
+      r = ok("  #  db-tool:  expand  \r\nA=$X\r\n", { env = { X = "x" } })
+      assert.are.same({ A = "x" }, r.map)
+      assert.are.same({ A = "${X}" }, ok("# db-tool: expand later\nA=${X}\n").map)
+      local errs = bad("A=1\n# db-tool: expand\nB=$A\n")
+      assert.are.equal(2, errs[1].line)
+      assert.matches("must come before the first entry", errs[1].msg)
+    end)
+
     it("reports undefined names and bad ${...} forms", function()
       local errs = bad("A=1\nB=${NOPE}\n", { expand = true })
       assert.are.equal(2, errs[1].line)
@@ -314,7 +325,7 @@ C="\u00e9"
     end)
 
     it("set() refuses invalid text (exit 3) and invalid keys (exit 1)", function()
-      local ok_, e = pcall(dotenv.set, "A=1\nbroken\n", "A", "2", "f.env")
+      local ok_, e = pcall(dotenv.set, "A=1\nbroken\n", "A", "2", { source = "f.env" })
       assert.is_false(ok_)
       assert.are.equal(3, e.exit)
       assert.are.equal("f.env:2:1", e.where)
