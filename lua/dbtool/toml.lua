@@ -348,30 +348,42 @@ function M.parse(src, opts)
     return e - q
   end
 
-  local function ml_basic_string()
+  -- multi-line strings: basic (""", escapes, line-ending backslash) or literal (''')
+  local ML = {
+    [34] = { stop = '[%z\1-\8\11-\31"\\\127]', label = "multi-line string", delim = '"""',
+      bad = " must be escaped in a string" },
+    [39] = { stop = "[%z\1-\8\11-\31'\127]", label = "multi-line literal string", delim = "'''",
+      bad = " is not allowed in a literal string" },
+  }
+
+  local function ml_string(qc)
+    local ml = ML[qc]
     local start = p
     p = p + 3
     skip_first_newline()
     local buf, n = {}, 0
     while true do
-      local q = find(src, '[%z\1-\8\11-\31"\\\127]', p)
-      if not q then fail(start, 'unterminated multi-line string', 'close it with """') end
+      local q = find(src, ml.stop, p)
+      if not q then fail(start, "unterminated " .. ml.label, "close it with " .. ml.delim) end
       if q > p then
         n = n + 1
         buf[n] = sub(src, p, q - 1)
       end
       local c = byte(src, q)
-      if c == 34 then
-        local run = quote_run(q, 34)
+      if c == qc then
+        local run = quote_run(q, qc)
+        local quote = sub(ml.delim, 1, 1)
         if run >= 3 then
-          if run > 5 then fail(q + 5, 'too many quotes: at most two " may precede the closing """') end
+          if run > 5 then
+            fail(q + 5, "too many quotes: at most two " .. quote .. " may precede the closing " .. ml.delim)
+          end
           n = n + 1
-          buf[n] = rep('"', run - 3)
+          buf[n] = rep(quote, run - 3)
           p = q + run
           break
         end
         n = n + 1
-        buf[n] = rep('"', run)
+        buf[n] = rep(quote, run)
         p = q + run
       elseif c == 92 then
         -- line-ending backslash: skip whitespace and newlines up to the next content
@@ -395,44 +407,7 @@ function M.parse(src, opts)
         buf[n] = "\n" -- CRLF is a newline; values hold LF
         p = q + 2
       else
-        fail(q, describe_char(c) .. " must be escaped in a string")
-      end
-    end
-    return concat(buf)
-  end
-
-  local function ml_literal_string()
-    local start = p
-    p = p + 3
-    skip_first_newline()
-    local buf, n = {}, 0
-    while true do
-      local q = find(src, "[%z\1-\8\11-\31'\127]", p)
-      if not q then fail(start, "unterminated multi-line literal string", "close it with '''") end
-      if q > p then
-        n = n + 1
-        buf[n] = sub(src, p, q - 1)
-      end
-      local c = byte(src, q)
-      if c == 39 then
-        local run = quote_run(q, 39)
-        if run >= 3 then
-          if run > 5 then fail(q + 5, "too many quotes: at most two ' may precede the closing '''") end
-          n = n + 1
-          buf[n] = rep("'", run - 3)
-          p = q + run
-          break
-        end
-        n = n + 1
-        buf[n] = rep("'", run)
-        p = q + run
-      elseif c == 13 then
-        if byte(src, q + 1) ~= 10 then fail(q, "a carriage return must be followed by a newline (CRLF)") end
-        n = n + 1
-        buf[n] = "\n"
-        p = q + 2
-      else
-        fail(q, describe_char(c) .. " is not allowed in a literal string")
+        fail(q, describe_char(c) .. ml.bad)
       end
     end
     return concat(buf)
@@ -735,10 +710,10 @@ function M.parse(src, opts)
   parse_value = function()
     local c = byte(src, p)
     if c == 34 then
-      if byte(src, p + 1) == 34 and byte(src, p + 2) == 34 then return ml_basic_string() end
+      if byte(src, p + 1) == 34 and byte(src, p + 2) == 34 then return ml_string(34) end
       return basic_string()
     elseif c == 39 then
-      if byte(src, p + 1) == 39 and byte(src, p + 2) == 39 then return ml_literal_string() end
+      if byte(src, p + 1) == 39 and byte(src, p + 2) == 39 then return ml_string(39) end
       return literal_string()
     elseif c == 116 and match(src, "^true%f[^%w_%-]", p) then
       p = p + 4
