@@ -361,9 +361,14 @@ function M.keygen(opts)
   -- never inside the project: a private key must not end up in a commit
   local stdlib = require "posix.stdlib"
   local key_dir = dirname(key_path)
-  mkdir_p(key_dir, tonumber("700", 8))
-  local real_key_dir = stdlib.realpath(key_dir) or key_dir
-  for _, d in ipairs { env.get("LOCAL_DIR"), env.database_dir() } do
+  -- the real path of key_dir, also when (part of) it does not exist yet
+  local real_key_dir, rest = key_dir, ""
+  while not stdlib.realpath(real_key_dir) and real_key_dir:find("/") do
+    rest = "/" .. basename(real_key_dir) .. rest
+    real_key_dir = dirname(real_key_dir)
+  end
+  real_key_dir = (stdlib.realpath(real_key_dir) or real_key_dir) .. rest
+  for _, d in ipairs { env.get("LOCAL_DIR") or false, env.database_dir() } do
     local real = d and stdlib.realpath(d)
     if real and (real_key_dir == real or real_key_dir:sub(1, #real + 1) == real .. "/") then
       sk:close()
@@ -372,6 +377,7 @@ function M.keygen(opts)
           .. "(default " .. M.key_dir() .. ") or choose a path outside " .. d })
     end
   end
+  mkdir_p(key_dir, tonumber("700", 8))
   local b64 = na().to_base64(sk:export())
   sk:close()
   log.add_secret(b64)
