@@ -281,6 +281,7 @@ local function project_policy()
   end
   return p
 end
+M.project_policy = project_policy
 
 local function parse_vars(list)
   local vars = {}
