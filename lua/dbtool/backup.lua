@@ -479,10 +479,14 @@ function M.restore(ctx, opts)
     cluster.check_root(require("posix.unistd").geteuid(), "database restore")
     cluster.mkdir_p(wd, 448)
     local data = wd .. "/data"
-    local stopped = cluster.stop(wd)
-    if stopped then l:info("stopped the running cluster in %s", wd) end
-
-    -- named .db-tool-*: `database cleanup` removes them if a crash leaves one behind
+    local timings = {}
+    local t_step = core.now()
+    local function mark(name)
+      timings[#timings + 1] = name .. " " .. ui.duration(core.now() - t_step)
+      t_step = core.now()
+    end
+    -- unpacked next to the cluster while it still runs: a bad backup never stops it
+    -- (named .db-tool-*: `database cleanup` removes it if a crash leaves it behind)
     local staging = sibling_tmp(data, "restore", ".db-tool-")
     local ok, err = errors.try(function()
       l:notice("restoring %s into %s (database %s)", path, wd, dbname)
@@ -493,6 +497,14 @@ function M.restore(ctx, opts)
       cluster.rm_rf(staging)
       error(err, 0)
     end
+    mark("extract")
+    local oks0, stopped = errors.try(cluster.stop, wd)
+    if not oks0 then
+      cluster.rm_rf(staging)
+      error(stopped, 0)
+    end
+    if stopped then l:info("stopped the running cluster in %s", wd) end
+    mark("stop")
     local previous
     if exists(data) then
       previous = sibling_tmp(data, "previous", ".db-tool-")
@@ -533,7 +545,15 @@ function M.restore(ctx, opts)
       failed.msg = "restore failed: " .. msg .. back .. "; the backup in " .. path .. " is unchanged"
       error(failed, 0)
     end
-    if previous then cluster.rm_rf(previous) end
+    mark("start")
+    if previous then
+      -- deleted in the background: the restored cluster is already up (a leftover
+      -- .db-tool-previous-* is removed by `database cleanup`)
+      local p = require("dbtool.core.proc").spawn { argv = { "rm", "-rf", "--", previous }, stdin = "null",
+        stdout = "null", stderr = "null", detach = true }
+      if not p then cluster.rm_rf(previous) end
+    end
+    l:debug("timings: %s", table.concat(timings, ", "))
     l:notice("restored %s into %s in %s; connect with: psql '%s'", path, wd, ui.duration(core.now() - t0),
       h.url)
     return h
@@ -561,6 +581,9 @@ function M.normalize(ctx, opts)
   local role = opts.role or env.user()
   local database = opts.database or env.pg_database()
   local admin = opts.admin_role or "postgres"
+  -- without --admin-role: postgres (the original's default), else the OS user (the superuser
+  -- of clusters made by db-tool, hence of `database backup`'s backups)
+  local admins = opts.admin_role and { admin } or { "postgres", env.user() }
   if role == "" or database == "" or admin == "" then
     errors.raise(errors.MISSING, N .. ": role, database, and admin role must be non-empty")
   end
@@ -597,46 +620,61 @@ function M.normalize(ctx, opts)
     end
     l:notice("starting temporary local cluster")
     local preload, source = cluster.preload_from_env()
+    -- temporary settings (removed from postgresql.auto.conf before the result is written)
+    local settings = { listen_addresses = "", fsync = "off" }
     local oks, h = errors.try(cluster.start, { dir = T, port = env.pg_port(), database = "postgres",
-      user = admin, reuse = true, reinit = false, preload = preload, preload_source = source,
-      logging = false, log_dir = T .. "/log", settings = { listen_addresses = "" }, spare = false, log = l })
+      user = admin, reuse = true, reinit = false, create_database = false, preload = preload,
+      preload_source = source, logging = false, log_dir = T .. "/log", settings = settings,
+      spare = false, log = l })
     if not oks then
       if h.interrupted or h.exit == errors.NO_DEPENDENCY then error(h, 0) end
-      local msg = h.msg
-      local hint = "is the backup complete? a preload library missing? (PG_SHARED_PRELOAD_LIBRARIES=\"\" "
-        .. "disables pg_cron)"
-      if msg:find("does not exist", 1, true) and msg:find("role", 1, true) then
-        hint = "--admin-role must name a superuser that exists in the backup (default: postgres)"
-      end
-      errors.raise(errors.GENERIC, N .. ": failed to start temporary cluster", { detail = msg, hint = hint })
+      errors.raise(errors.GENERIC, N .. ": failed to start temporary cluster", { detail = h.msg,
+        hint = "is the backup complete? a preload library missing? (PG_SHARED_PRELOAD_LIBRARIES=\"\" "
+          .. "disables pg_cron)" })
     end
     local pg = require "dbtool.pg"
-    local conn <close> = pg.connect({ host = h.host, port = tostring(h.port), dbname = "postgres",
-      user = admin }, { log = l })
-    for _, db in ipairs { "postgres", "template1", "template0" } do refresh_collation(conn, db) end
-    if not opts.database then
-      local r = conn:exec("SELECT datname, oid::int8 AS oid, datistemplate, datallowconn FROM pg_database")
-      local rows = {}
-      for i = 1, r.n do rows[i] = r[i] end
-      local picked = M.pick_database(rows)
-      if picked then
-        database = picked
-        l:info("database detected in the backup: %s", database)
+    local conn, cerr
+    for _, who in ipairs(admins) do
+      local okc, c = errors.try(pg.connect, { host = h.host, port = tostring(h.port), dbname = "postgres",
+        user = who }, { log = l, quiet = true })
+      if okc then
+        conn, admin = c, who
+        break
       end
+      if c.interrupted then error(c, 0) end
+      cerr = cerr or c
     end
-    local qrole = conn:escape_identifier(role)
-    if conn:exec("SELECT 1 AS x FROM pg_roles WHERE rolname = $1", role).n > 0 then
-      conn:exec("ALTER ROLE " .. qrole .. " LOGIN SUPERUSER")
-    else
-      l:info("creating role %s", role)
-      conn:exec("CREATE ROLE " .. qrole .. " LOGIN SUPERUSER")
+    if not conn then
+      errors.raise(errors.GENERIC, N .. ": cannot connect to the temporary cluster as "
+        .. table.concat(admins, " or "), { detail = cerr.msg,
+          hint = "--admin-role must name a superuser that exists in the backup" })
     end
-    if conn:exec("SELECT 1 AS x FROM pg_database WHERE datname = $1", database).n == 0 then
-      l:info("creating database %s", database)
-      conn:exec("CREATE DATABASE " .. conn:escape_identifier(database) .. " OWNER " .. qrole)
-    end
-    refresh_collation(conn, database)
-    conn:close()
+    l:debug("connected as %s", admin)
+    errors.finally(function() conn:close() end, function()
+      for _, db in ipairs { "postgres", "template1", "template0" } do refresh_collation(conn, db) end
+      if not opts.database then
+        local r = conn:exec("SELECT datname, oid::int8 AS oid, datistemplate, datallowconn FROM pg_database")
+        local rows = {}
+        for i = 1, r.n do rows[i] = r[i] end
+        local picked = M.pick_database(rows)
+        if picked then
+          database = picked
+          l:info("database detected in the backup: %s", database)
+        end
+      end
+      local qrole = conn:escape_identifier(role)
+      if conn:exec("SELECT 1 AS x FROM pg_roles WHERE rolname = $1", role).n > 0 then
+        conn:exec("ALTER ROLE " .. qrole .. " LOGIN SUPERUSER")
+      else
+        l:info("creating role %s", role)
+        conn:exec("CREATE ROLE " .. qrole .. " LOGIN SUPERUSER")
+      end
+      if conn:exec("SELECT 1 AS x FROM pg_database WHERE datname = $1", database).n == 0 then
+        l:info("creating database %s", database)
+        conn:exec("CREATE DATABASE " .. conn:escape_identifier(database) .. " OWNER " .. qrole)
+      end
+      refresh_collation(conn, database)
+    end)
     l:notice("stopping temporary local cluster")
     cluster.stop(T, { lock = false })
     M.prepare_data(data)
@@ -644,6 +682,7 @@ function M.normalize(ctx, opts)
     local auto = data .. "/postgresql.auto.conf"
     local keys = {}
     for _, k in ipairs(cluster.MANAGED_KEYS) do keys[#keys + 1] = k end
+    for k in pairs(settings) do keys[#keys + 1] = k end
     write_file(auto, cluster.rewrite_conf(read_file(auto) or "", keys, { { "listen_addresses", "" } }), 384)
 
     l:notice("writing normalized backup to %s", output)

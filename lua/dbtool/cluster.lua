@@ -1299,7 +1299,8 @@ local function start_locked(o, L)
   end
   -- a fresh copy of the template already holds the database (it was created there)
   local created = false
-  if not (plan ~= "reuse" and used_template and (tpl.database == o.database or BUILTIN_DB[o.database])) then
+  local baked = plan ~= "reuse" and used_template and (tpl.database == o.database or BUILTIN_DB[o.database])
+  if o.create_database ~= false and not baked then
     created = ensure_database(o, L)
   end
   mark("database")
@@ -1324,7 +1325,8 @@ end
 ---   settings ({name = value} added to postgresql.auto.conf), timeout (start, seconds),
 ---   spare (prepare the next fresh copy in the background), bindir, cache, log (logger),
 ---   reinit (false: a reused cluster that fails to start is an error, left in place — not
----   moved aside and replaced by a fresh one; `restore` and `diff` use it).
+---   moved aside and replaced by a fresh one; `restore` and `diff` use it), create_database
+---   (false: do not connect to create `database`; `normalize-backup` connects itself).
 --- Returns a handle {url, host, port, user, database, dir, data, sock, pid, conninfo,
 --- reused, created, moved_aside, stop = function}. Errors: exit 2 (root, socket in use,
 --- start failure, lock timeout), 127 (binaries or preload library missing), 1 (other).

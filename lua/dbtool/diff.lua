@@ -548,6 +548,10 @@ function M.run(ctx, opts)
   local port = env.pg_port()
   local preload = cluster.preload_from_env()
   local migration_dir = env.migration_dir()
+  -- throw-away clusters: no durability needed (fsync off also skips the data-directory sync
+  -- a restored backup's recovery would do); never listening on TCP
+  local settings = { listen_addresses = "", fsync = "off", synchronous_commit = "off",
+    full_page_writes = "off" }
 
   -- the last run's logs (`database diff log`)
   local logdir = M.log_dir()
@@ -596,7 +600,7 @@ function M.run(ctx, opts)
     local t_src = core.now()
     l:info("sources: starting a fresh cluster and hydrating %s", env.database_source())
     local hb = cluster.start { dir = dirs.b, port = port, database = dbname, preload = preload,
-      logging = true, log_dir = logdir .. "/source-server", settings = { listen_addresses = "" },
+      logging = true, log_dir = logdir .. "/source-server", settings = settings,
       spare = false, log = l }
     env.set("HYDRATE_LOG", logdir .. "/source-hydrate.log")
     local sub = setmetatable({ url = hb.url, log = log.ns("db diff hydrate") }, { __index = ctx })
@@ -621,7 +625,7 @@ function M.run(ctx, opts)
     l:info("backup: starting %s (database %s)", path, dbname)
     local okstart, ha = errors.try(cluster.start, { dir = dirs.a, port = port, database = dbname,
       preload = preload, logging = true, log_dir = logdir .. "/backup-server",
-      settings = { listen_addresses = "" }, reuse = true, reinit = false, spare = false, log = l })
+      settings = settings, reuse = true, reinit = false, spare = false, log = l })
     if not okstart then
       if ha.interrupted then error(ha, 0) end
       if ha.msg:find("role", 1, true) and ha.msg:find("does not exist", 1, true) then

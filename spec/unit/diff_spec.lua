@@ -53,7 +53,8 @@ describe("dbtool.diff", function()
         .. "SELECT cron.schedule('x', '* * * * *', 'SELECT 1');\n"
         .. "CREATE TABLE public.cronjobs (id int);\n"
       assert.are.equal(4, #diff.normalize_schema(text))
-      assert.are.same({ "CREATE TABLE public.cronjobs (id int);" }, diff.normalize_schema(text, { no_cron = true }))
+      assert.are.same({ "CREATE TABLE public.cronjobs (id int);" },
+        diff.normalize_schema(text, { no_cron = true }))
     end)
 
     it("parses --tables lists", function()
