@@ -335,7 +335,7 @@ function M.deploy(ctx, opts)
     sub.log = log.ns("db patch")
     timings[#timings + 1] = "patch " .. ui.duration(M.patch(sub, {}))
   end
-  hook(ctx, "after_deploy", ctx)
+  hook(ctx, "after_deploy", sub, handle)
   if opts.cleanup then
     l:info("cleanup: stopping postgresql")
     handle:stop()
@@ -381,7 +381,7 @@ function M.check(ctx, opts)
       sub.log = log.ns("db patch")
       M.patch(sub, {})
     end
-    hook(ctx, "after_check", ctx)
+    hook(ctx, "after_check", sub)
     l:notice("check: success — deploy completed cleanly in %s", ui.duration(core.now() - t0))
     return true
   end)
