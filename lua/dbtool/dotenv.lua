@@ -51,6 +51,7 @@ local errors = require "dbtool.errors"
 local M = {}
 
 local KEY_PATTERN = "^[A-Za-z_][A-Za-z0-9_.%-]*"
+local FAST_LINE = "^([A-Za-z_][A-Za-z0-9_.%-]*)=([A-Za-z0-9_./:@%%+,~^=%-]*)()\n"
 local BLANK = "^[ \t]*"
 
 function M.valid_key(key)
@@ -204,6 +205,30 @@ function M.decode(text, opts)
     return nl or len + 1
   end
 
+  local function add(key, value, start_line, last_line)
+    if map[key] ~= nil then
+      duplicates[#duplicates + 1] = { key = key, line = start_line, previous = first_line[key] }
+      warnings[#warnings + 1] = string.format("%s:%d: %s is set again (first at line %d); "
+        .. "the last value wins", source, start_line, key, first_line[key])
+    else
+      keys[#keys + 1] = key
+      first_line[key] = start_line
+    end
+    map[key] = value
+    entries[#entries + 1] = { key = key, value = value, line = start_line, last_line = last_line }
+  end
+
+  -- Fast path for the common line `KEY=plainvalue` (no blanks, quotes, #, $, \ or control
+  -- characters, LF right after): the same result as the general path, in one match.
+  -- (opts.fast = false turns it off: the fuzzer checks that both paths agree)
+  local fk, fv, fe
+  local use_fast = opts.fast ~= false
+  local function fast(p)
+    if not use_fast then return false end
+    fk, fv, fe = s:match(FAST_LINE, p)
+    return fk ~= nil
+  end
+
   while i <= len and #errs < max_errors do
     local _, b = s:find(BLANK, i)
     local p = b + 1
@@ -220,6 +245,9 @@ function M.decode(text, opts)
         expand = true
       end
       i, line = next_line(p)
+    elseif fast(p) then
+      add(fk, fv, line, line)
+      i, line = fe + 1, line + 1
     else
       local start_line = line
       -- `export ` prefix (but `export=1` / `export =1` is the key "export")
@@ -313,18 +341,7 @@ function M.decode(text, opts)
           end
           stop = nl
         end
-        if value ~= nil then
-          if map[key] ~= nil then
-            duplicates[#duplicates + 1] = { key = key, line = start_line, previous = first_line[key] }
-            warnings[#warnings + 1] = string.format("%s:%d: %s is set again (first at line %d); "
-              .. "the last value wins", source, start_line, key, first_line[key])
-          else
-            keys[#keys + 1] = key
-            first_line[key] = start_line
-          end
-          map[key] = value
-          entries[#entries + 1] = { key = key, value = value, line = start_line, last_line = line }
-        end
+        if value ~= nil then add(key, value, start_line, line) end
         i = stop
         if s:sub(i, i) == "\n" then i, line = i + 1, line + 1 end
       end

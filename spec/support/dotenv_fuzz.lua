@@ -142,6 +142,24 @@ local function check(input, rng, crash_dir, n)
       if why then fail(input, why .. " (expand=" .. tostring(expand) .. ")", crash_dir, n) end
     end
   end
+  -- the fast path for plain lines agrees with the general one
+  local slow, slow_errs = dotenv.decode(input, { fast = false, env = env })
+  if (slow == nil) ~= (res == nil) then fail(input, "fast and general paths disagree", crash_dir, n) end
+  if slow then
+    local same, k = same_map(slow.map, res.map)
+    if not same then fail(input, "fast path gives another value for " .. tostring(k), crash_dir, n) end
+    for j, e in ipairs(slow.entries) do
+      local f = res.entries[j]
+      if not f or f.key ~= e.key or f.line ~= e.line or f.last_line ~= e.last_line then
+        fail(input, "fast path gives other entries", crash_dir, n)
+      end
+    end
+    if #slow.entries ~= #res.entries or #slow.warnings ~= #res.warnings then
+      fail(input, "fast path gives other entries or warnings", crash_dir, n)
+    end
+  elseif slow_errs[1].line ~= select(2, dotenv.decode(input, { env = env }))[1].line then
+    fail(input, "fast path reports another error line", crash_dir, n)
+  end
   if not res then return "invalid" end
   -- round trip of the serialiser
   local text = dotenv.serialize(res.map)

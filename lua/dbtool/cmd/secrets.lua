@@ -128,9 +128,9 @@ commit it). An existing OUT is replaced.]],
         errors().is(key) and key.msg or tostring(key), path)
       return 0
     end
+    local check <close> = key                              -- wiped on every path
     local written = assert(io.open(out, "rb")):read("a")
-    local plain = sec.decrypt(written, out, { key = key })
-    key:close()
+    local plain = sec.decrypt(written, out, { key = check })
     if plain ~= text then
       errors().raise(errors().BUG, out .. " does not decrypt to " .. path .. "; the plaintext was kept")
     end
