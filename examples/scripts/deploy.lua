@@ -7,9 +7,9 @@
 --   scripts/deploy.lua ...                       (the same, through the shebang)
 --
 -- URL defaults to DB_URL, then PGURL, then the local cluster. Secrets come from
--- HECTIC_DOTENV_FILE or .env.$ENVIRONMENT (as `database hydrate` reads them). The exit code
--- is 0 on success; errors are reported by db-tool with their own exit code (4 for a failed
--- migration, 3 for a missing URL, ...).
+-- HECTIC_DOTENV_FILE or .env.$ENVIRONMENT, plain or encrypted (as `database hydrate` reads
+-- them; see `database secrets --help`). The exit code is 0 on success; errors are reported
+-- by db-tool with their own exit code (4 for a failed migration, 3 for a missing URL, ...).
 local dbtool = require "dbtool"
 
 local log = dbtool.log.ns("deploy")
@@ -53,6 +53,10 @@ local conn <close> = dbtool.connect(url)
 local who = conn:info()
 log:notice("deploying to database %s (server %d)", who.db, conn:server_version())
 
+-- the secrets, from the same source `database hydrate` uses (plain or encrypted .env file),
+-- read first: a bad file or a missing key stops the deploy before anything changed
+local secrets = dbtool.secrets.prepare(log)
+
 -- 1. migrations: db/migration, in the directory layout, with the project's policy
 local status = dbtool.migrations.status { url = url }
 log:info("%d applied, %d pending", status.counts.applied, status.counts.pending)
@@ -63,14 +67,9 @@ end
 local result = dbtool.migrations.up { url = url }
 log:notice("%d migration(s) applied", result.done)
 
--- 2. secrets, from the same source `database hydrate` uses
-local text, source = dbtool.workflow.dotenv_source()
-if text then
-  local parsed = dbtool.dotenv.parse(text, source)
-  local n = 0
-  for _ in pairs(parsed.map) do n = n + 1 end
-  dbtool.bundle.load_secrets(conn, parsed.map)
-  log:notice("loaded %d secret(s) from %s", n, source)
+-- 2. the secrets (read and checked before anything changed, see above)
+if secrets then
+  dbtool.secrets.load(conn, secrets, log)
 else
   log:warn("no secrets loaded (set ENVIRONMENT or HECTIC_DOTENV_FILE)")
 end
@@ -80,7 +79,7 @@ local currencies = conn:exec("SELECT count(*) AS n FROM shop.currency")[1].n
 if currencies ~= 3 then
   dbtool.errors.raise(dbtool.errors.GENERIC, "smoke test: expected 3 currencies, found " .. currencies)
 end
-if text then
+if secrets then
   local ok = conn:exec("SELECT (shop.payment_request(0)->>'authorized')::boolean AS ok")[1].ok
   if not ok then
     dbtool.errors.raise(dbtool.errors.GENERIC, "smoke test: payment_request is not authorized")

@@ -80,7 +80,7 @@ describe("the example project", function()
     local r = run(work, { examples .. "/scripts/deploy.lua", "--create", migrated })  -- the shebang
     assert.are.equal(0, r.code, r.stderr)
     assert.matches("4 migration%(s%) applied", r.stderr)
-    assert.matches("loaded 2 secret%(s%)", r.stderr)
+    assert.matches("loaded 2 secrets from .*%.env%.development", r.stderr)
     assert.are.same(shape(url), shape(migrated))
     r = run(work, { "db-tool", "run", examples .. "/scripts/deploy.lua", migrated })
     assert.are.equal(0, r.code, r.stderr)
