@@ -141,11 +141,16 @@ function M.report(e)
   local prefix = e.prefix or "Error :"
   local head = e.msg
   if e.toml and e.where then head = e.where .. ": " .. head end
-  write(2, style("red", prefix .. " " .. log.redact(head), 2) .. "\n")
   local lines = {}
+  if e.sqlstate then
+    -- rick_db printed the server's message alone: the code goes below it
+    head = head:gsub(" %(SQLSTATE " .. e.sqlstate .. "%)$", "")
+  end
+  write(2, style("red", prefix .. " " .. log.redact(head), 2) .. "\n")
   if e.where and not e.toml then lines[#lines + 1] = "  at " .. e.where end
   if e.excerpt then lines[#lines + 1] = log.redact(e.excerpt) end
   if e.detail then lines[#lines + 1] = indent("detail: " .. e.detail) end
+  if e.sqlstate then lines[#lines + 1] = "  sqlstate: " .. e.sqlstate end
   if e.hint then lines[#lines + 1] = indent("hint: " .. e.hint) end
   if #lines > 0 then write(2, log.redact(table.concat(lines, "\n")) .. "\n") end
 end
@@ -496,7 +501,7 @@ function commands.migrate(ctx)
     if err.cause and err.hint then cause.hint = cause.hint or err.hint end
     if err.note then cause.hint = err.note end
     fail(cause.msg, { where = cause.where, excerpt = cause.excerpt, detail = cause.detail,
-      hint = cause.hint })
+      hint = cause.hint, sqlstate = cause.sqlstate })
   end
   if not files then files = flat_files(dir) end
   skip_until(nil)
