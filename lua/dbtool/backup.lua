@@ -354,6 +354,9 @@ function M.migrate(url, dir, opts)
       out = function(line) if out then out:write(line, "\n") end end }
     local fs = eng:discover()
     if #fs == 0 then
+      if eng.dir_missing then
+        opts.log:warn("migration directory not found: %s (set MIGRATION_DIR); no migrations applied", dir)
+      end
       store:init()
       return "none in " .. dir
     end

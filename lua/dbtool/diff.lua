@@ -706,9 +706,9 @@ function M.run(ctx, opts)
       end
     end
     note("result: %s", differs and "differences found" or "no differences")
+    note("timings: %s", table.concat(timings, ", "))
   end)
 
-  note("timings: %s", table.concat(timings, ", "))
   l:info("diff done in %s (%s)", ui.duration(core.now() - t0), table.concat(timings, ", "))
   if opts.output then
     write_file(opts.output, report)
