@@ -262,7 +262,9 @@ describe("rickdb (CLI, PostgreSQL)", function()
     do
       local admin <close> = t.connect(url)
       admin:exec([[DO $$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rick_lim') THEN CREATE ROLE rick_lim LOGIN; END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rick_lim') THEN
+          CREATE ROLE rick_lim LOGIN;
+        END IF;
       END $$]])
     end
     local dir = t.tmpdir("rklim")
