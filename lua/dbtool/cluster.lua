@@ -332,7 +332,14 @@ local function run(argv, opts)
   local p, err = proc.spawn { argv = argv, stdin = opts.stdin or "null", stdout = opts.stdout or "null",
     stderr = opts.stderr or "null", env = opts.env }
   if not p then return nil, err end
-  local how, code = p:wait()
+  local okw, how, code = pcall(p.wait, p)
+  if not okw then
+    -- interrupted (Ctrl-C): the child must not go on working behind our back (a `cp` still
+    -- writing into a directory the caller is about to remove)
+    pcall(p.kill, p, "KILL")
+    pcall(p.wait, p)
+    error(how, 0)
+  end
   if how == "exited" and code == 0 then return true end
   return nil, how .. " " .. tostring(code)
 end
@@ -1066,40 +1073,52 @@ local function launch(o, L)
   local deadline = core.now() + start_timeout(o)
   local nap = 0.001
   local ping = require("dbtool.core.pg").ping
-  while true do
-    -- The postmaster writes "ready" into postmaster.pid when it accepts connections: reading
-    -- that file is cheap, while a ping during startup makes it fork a child to refuse us.
-    -- PQping then confirms (and is the only test when the pid file says nothing).
-    local info = M.parse_pidfile(read_file(L.data .. "/postmaster.pid"))
-    local mine = info and info.pid == p.pid
-    if (not mine or info.status == nil or info.status == "ready") and ping(target) == "ok" then return p end
-    if p:wait(0) then
-      children[p.pid] = nil
-      local detail = tail(startlog, 15)
-      -- with the logging collector the reason may be in the newest server log file
-      if o.logging and not o.conf_file then
-        local newest, newest_t
-        for _, name in ipairs(dir_entries(logdir)) do
-          local st = stat.stat(logdir .. "/" .. name)
-          if name ~= "postmaster.log" and st and st.st_mtime >= started - 1
-            and (not newest_t or st.st_mtime >= newest_t) then
-            newest, newest_t = name, st.st_mtime
+  local okp, a, b, c, d = errors.try(function()
+    while true do
+      -- The postmaster writes "ready" into postmaster.pid when it accepts connections: reading
+      -- that file is cheap, while a ping during startup makes it fork a child to refuse us.
+      -- PQping then confirms (and is the only test when the pid file says nothing).
+      local info = M.parse_pidfile(read_file(L.data .. "/postmaster.pid"))
+      local mine = info and info.pid == p.pid
+      if (not mine or info.status == nil or info.status == "ready") and ping(target) == "ok" then return p end
+      if p:wait(0) then
+        children[p.pid] = nil
+        local detail = tail(startlog, 15)
+        -- with the logging collector the reason may be in the newest server log file
+        if o.logging and not o.conf_file then
+          local newest, newest_t
+          for _, name in ipairs(dir_entries(logdir)) do
+            local st = stat.stat(logdir .. "/" .. name)
+            if name ~= "postmaster.log" and st and st.st_mtime >= started - 1
+              and (not newest_t or st.st_mtime >= newest_t) then
+              newest, newest_t = name, st.st_mtime
+            end
+          end
+          if newest then
+            detail = (detail and (detail .. "\n") or "") .. (tail(logdir .. "/" .. newest, 10) or "")
           end
         end
-        if newest then
-          detail = (detail and (detail .. "\n") or "") .. (tail(logdir .. "/" .. newest, 10) or "")
-        end
+        return nil, "exited", detail, startlog
       end
-      return nil, "exited", detail, startlog
+      if core.now() >= deadline then
+        shutdown(p.pid, "fast", 10)
+        children[p.pid] = nil
+        return nil, "timeout", tail(startlog, 15), startlog
+      end
+      core.sleep(nap)
+      nap = math.min(nap * 1.5, 0.005)
     end
-    if core.now() >= deadline then
-      shutdown(p.pid, "fast", 10)
+  end)
+  if not okp then
+    -- interrupted while waiting: stop the server we started (it may not have written its
+    -- pid file yet, so a later `stop` of the directory would not find it)
+    if children[p.pid] then
+      shutdown(p.pid, "immediate", 10)
       children[p.pid] = nil
-      return nil, "timeout", tail(startlog, 15), startlog
     end
-    core.sleep(nap)
-    nap = math.min(nap * 1.5, 0.005)
+    error(a, 0)
   end
+  return a, b, c, d
 end
 
 local function ensure_database(o, L)

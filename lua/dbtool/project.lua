@@ -118,7 +118,7 @@ function M.run_hook(project, name, ...)
   for _, fn in ipairs(project.hooks[name]) do
     local ok, err = xpcall(fn, errors.handler, ...)
     if not ok then
-      err.msg = "hook " .. name .. " failed: " .. err.msg
+      if not err.interrupted then err.msg = "hook " .. name .. " failed: " .. err.msg end
       if err.bug then -- an error in project code is the project's, not a db-tool bug
         err.exit = errors.GENERIC
         err.bug = nil
