@@ -55,6 +55,31 @@ function M.database(dir, args, extra, opts)
     timeout = opts.timeout }
 end
 
+--- Start `database ARGS...` for project `dir` in the background, in its own process group
+--- (as a shell runs a foreground job). Returns the process and the paths of its stdout and
+--- stderr files.
+function M.spawn(dir, args, extra)
+  local argv = { t.build .. "/database" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local env = require("posix.stdlib").getenv()
+  for k, v in pairs(M.env(dir, extra)) do env[k] = v or nil end
+  local tmp = t.tmpdir("out")
+  local p = assert(require("dbtool.core.proc").spawn { argv = argv, env = env, cwd = dir, stdin = "null",
+    stdout = { path = tmp .. "/stdout" }, stderr = { path = tmp .. "/stderr" }, detach = true })
+  return p, tmp .. "/stdout", tmp .. "/stderr"
+end
+
+--- Wait until fn() is true (polling), at most `timeout` seconds; returns whether it became true.
+function M.wait_for(fn, timeout)
+  local core = require "dbtool.core"
+  local deadline = core.now() + (timeout or 60)
+  while core.now() < deadline do
+    if fn() then return true end
+    core.sleep(0.01)
+  end
+  return false
+end
+
 --- URL of the cluster `database deploy` makes for project `dir`.
 function M.cluster_url(dir, port)
   return string.format("postgresql:///testdb?host=%s/focus/postgresql/sock&port=%d", dir, port or 5432)
