@@ -16,6 +16,7 @@
  *   conn:on_notice(fn | nil)    fn(notice) with the same fields as errors; returns the
  *                               previous handler
  *   conn:transaction_status(), conn:status(), conn:server_version(), conn:backend_pid(),
+ *   conn:parameter_status(name),
  *   conn:info() → {db=, user=, host=, port=}, conn:cancel(), conn:close()
  *
  * A result is a table: rows at 1..n (each keyed by column name and by position), plus
@@ -79,6 +80,7 @@
   X(PQlibVersion) \
   X(PQnfields) \
   X(PQntuples) \
+  X(PQparameterStatus) \
   X(PQping) \
   X(PQpingParams) \
   X(PQport) \
@@ -153,6 +155,7 @@ static void pg_lib_load(lua_State *L) {
 #define PQlibVersion pg_lib.PQlibVersion
 #define PQnfields pg_lib.PQnfields
 #define PQntuples pg_lib.PQntuples
+#define PQparameterStatus pg_lib.PQparameterStatus
 #define PQping pg_lib.PQping
 #define PQpingParams pg_lib.PQpingParams
 #define PQport pg_lib.PQport
@@ -770,6 +773,18 @@ static int pg_m_server_version(lua_State *L) {
   return 1;
 }
 
+/* conn:parameter_status(name) -> value reported by the server (server_encoding,
+ * TimeZone, standard_conforming_strings, ...) or nil when it reported none. */
+static int pg_m_parameter_status(lua_State *L) {
+  pg_Conn *c = pg_check(L, 1);
+  const char *v = PQparameterStatus(c->conn, luaL_checkstring(L, 2));
+  if (v == NULL)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, v);
+  return 1;
+}
+
 static int pg_m_backend_pid(lua_State *L) {
   pg_Conn *c = pg_check(L, 1);
   lua_pushinteger(L, PQbackendPID(c->conn));
@@ -853,6 +868,7 @@ static const luaL_Reg pg_methods[] = {
   {"status", pg_m_status},
   {"server_version", pg_m_server_version},
   {"backend_pid", pg_m_backend_pid},
+  {"parameter_status", pg_m_parameter_status},
   {"info", pg_m_info},
   {"cancel", pg_m_cancel},
   {"close", pg_m_close},

@@ -68,6 +68,35 @@ function M.configure(opts)
   return paths
 end
 
+--- A structured error (exit 1, where = file:line) for a Lua error raised while loading or
+--- running the module file `file` of the project or DB_TOOL_LUA_PATH.
+function M.file_error(file, err, name)
+  local errors = require "dbtool.errors"
+  if errors.is(err) then return err end
+  local msg = tostring(err)
+  local where
+  local f, line, rest = msg:match("^(.-):(%d+): (.*)$")
+  if f and (f == file or file:sub(-#f) == f or f:find("...", 1, true)) then
+    where, msg = file .. ":" .. line, rest
+  end
+  return errors.new(errors.GENERIC, "module " .. name .. ": " .. msg, { where = where or file,
+    hint = "fix " .. file .. ", or remove it to use the built-in module" })
+end
+
+--- Wrap the chunk of a project module: an error while it runs becomes a structured error
+--- at file:line (exit 1), not a db-tool bug.
+function M.guard(chunk, file, name)
+  return function(...)
+    local res = table.pack(xpcall(chunk, function(e)
+      local errors = require "dbtool.errors"
+      if errors.is(e) then return e end
+      return M.file_error(file, e, name)
+    end, ...))
+    if not res[1] then error(res[2], 0) end
+    return table.unpack(res, 2, res.n)
+  end
+end
+
 function M.searcher(name)
   local builtin = name:match("^dbtool%.builtin%.(.+)$")
   if builtin then
@@ -81,10 +110,10 @@ function M.searcher(name)
   for _, p in ipairs(M.paths) do
     local file = package.searchpath(name, p.path)
     if file then
-      local f, err = loadfile(file)
-      if not f then error(err, 0) end
+      local f, err = loadfile(file, "t")
+      if not f then error(M.file_error(file, err, name), 0) end
       M.origin[name] = file
-      return f, file
+      return M.guard(f, file, name), file
     end
     tried[#tried + 1] = "\n\tno file in " .. p.kind .. " (" .. p.path .. ")"
   end

@@ -501,7 +501,7 @@ function M.deploy(ctx, opts)
   hook(ctx, "before_deploy", ctx)
   local handle = ph:run("cluster", M.start_cluster, ctx, { reuse = opts.reuse, log = l })
   local sub = fill(ctx, handle, ph, opts)
-  hook(ctx, "after_deploy", sub)
+  hook(ctx, "after_deploy", sub, handle)
   if opts.cleanup then
     l:info("cleanup: stopping postgresql")
     ph:run("stop", handle.stop, handle)

@@ -179,18 +179,6 @@ echo "exported=$(sh -c 'echo "$PGURL"')"
     assert.matches("exists and is not a directory", r.stderr, 1, true)
   end)
 
-  it("refuses to run as root, before touching anything (only checkable as root)", function()
-    if unistd.geteuid() ~= 0 then
-      pending("the suite runs unprivileged; the check itself is covered by spec/unit/cluster_spec.lua")
-      return
-    end
-    local dir = workdir()
-    local r = t.run { argv = { init }, env = envfor(dir) }
-    assert.are.equal(2, r.code)
-    assert.matches("refusing to run as root", r.stderr)
-    assert.is_nil(stat.stat(dir))
-  end)
-
   it("serialises two concurrent runs on one directory", function()
     local dir = workdir()
     local r = t.run { argv = { "sh", "-c", [[

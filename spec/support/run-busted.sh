@@ -23,5 +23,6 @@ done < "$summary"
 rm -f "$summary"
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi   # busted itself broke
 [ -n "${DB_TOOL_EXTRA_FAILED:-}" ] && failed=$((failed + DB_TOOL_EXTRA_FAILED))
+[ -n "${DB_TOOL_EXTRA_PASSED:-}" ] && passed=$((passed + DB_TOOL_EXTRA_PASSED))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,8 +19,19 @@ if [ "$(id -u)" = 0 ]; then
     chown -R "$user" "$dir"
     chmod 755 "$dir"
   fi
+  # root-only checks first (the refusal to start a server as root), counted in the summary
+  root_passed=0; root_failed=0
+  if [ -z "${SPEC:-}" ]; then
+    echo "== as root: spec/cli/root_spec.lua"
+    last=$(sh spec/support/run-busted.sh spec/cli/root_spec.lua | tee /dev/stderr | tail -n 1)
+    case "$last" in
+      *" passed, "*" failed") root_passed=${last%% *}; root_failed=${last#*, }; root_failed=${root_failed%% *} ;;
+      *) root_failed=1 ;;
+    esac
+  fi
   exec runuser -u "$user" -- env -u TMPDIR HOME="$(getent passwd "$user" | cut -d: -f6)" \
-    DB_TOOL_BUILD="$BUILD" ${SPEC:+SPEC="$SPEC"} sh "$dir/spec/support/run-checks.sh" "$@"
+    DB_TOOL_BUILD="$BUILD" DB_TOOL_ROOT_PASSED="$root_passed" DB_TOOL_ROOT_FAILED="$root_failed" \
+    ${SPEC:+SPEC="$SPEC"} sh "$dir/spec/support/run-checks.sh" "$@"
 fi
 
 extra=0
@@ -30,4 +41,5 @@ if [ -z "${SPEC:-}" ]; then
   if ! luacheck -q --no-color $(ls -d lua spec examples bench 2>/dev/null); then extra=$((extra + 1)); fi
 fi
 echo "== busted"
-DB_TOOL_EXTRA_FAILED=$extra sh spec/support/run-busted.sh ${SPEC:-}
+extra=$((extra + ${DB_TOOL_ROOT_FAILED:-0}))
+DB_TOOL_EXTRA_PASSED=${DB_TOOL_ROOT_PASSED:-0} DB_TOOL_EXTRA_FAILED=$extra sh spec/support/run-busted.sh ${SPEC:-}

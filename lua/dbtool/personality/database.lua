@@ -61,6 +61,11 @@ function M.commands(proj)
   local cmds = {}
   local function add(modname, source)
     local ok, mod = pcall(require, modname)
+    if not ok and loader.origin[modname] ~= "builtin" and not tostring(errors.is(mod) and mod.msg or mod)
+        :find("module '" .. modname .. "' not found", 1, true) then
+      local e = errors.wrap(mod)
+      log.ns("db"):warn("%s%s", e.where and (e.where .. ": ") or "", e.msg)
+    end
     if ok and type(mod) == "table" and mod.run then
       local name = mod.name or modname:match("([^.]+)$"):gsub("_", "-")
       if not mod.hidden then
@@ -88,10 +93,86 @@ function M.commands(proj)
   end
   if proj and proj.commands then
     for name, mod in pairs(proj.commands) do
-      cmds[name] = { module = mod, summary = mod.summary, origin = proj.file }
+      local base = cmds[name]
+      cmds[name] = { module = mod, origin = proj.file,
+        summary = mod.summary or (base and base.summary) or "(project command)" }
     end
   end
   return cmds
+end
+
+--- The command `sub`: {module =, origin =} — a command of the project file first, then the
+--- module dbtool.cmd.<sub> (a project override under ${DATABASE_DIR}/lua/ before the
+--- built-in). A project-file command named like a built-in one and without its own
+--- `options` takes the built-in's options, usage and help, so that it can wrap it
+--- (require "dbtool.builtin.cmd.<sub>"). Unknown → exit 9.
+function M.find(sub, proj)
+  local modname = module_of(sub)
+  if sub:find("[^%w_-]") then modname = nil end
+  if proj and proj.commands and proj.commands[sub] then
+    local cmd = proj.commands[sub]
+    if cmd.options == nil and cmd.raw == nil and modname and loader.has_builtin(modname) then
+      local base = require("dbtool.builtin.cmd." .. sub:gsub("%-", "_"))
+      for _, k in ipairs { "options", "positionals", "rest", "raw", "usage", "help", "summary",
+        "messages" } do
+        if cmd[k] == nil then cmd[k] = base[k] end
+      end
+    end
+    return { module = cmd, origin = proj.file }
+  end
+  local ok, mod = false, nil
+  if modname then ok, mod = errors.try(require, modname) end
+  if not ok then
+    local err = mod
+    local missing = not modname
+      or (err.bug and tostring(err.msg):find("module '" .. modname .. "' not found", 1, true))
+    if not missing then error(err, 0) end
+    errors.raise(errors.NOT_FOUND, "database: unknown subcommand '" .. sub .. "'",
+      { hint = "see 'database --help' for the list" })
+  end
+  if type(mod) ~= "table" or type(mod.run) ~= "function" then
+    errors.raise(errors.GENERIC,
+      "module " .. modname .. " is not a command (it must return a table with run)",
+      { where = loader.origin[modname], hint = "see HACKING.md, \"Subcommands of database\"" })
+  end
+  return { module = mod, origin = loader.origin[modname] }
+end
+
+--- Run the command `entry` (from find) with `opts` already parsed, in context `ctx`.
+--- Project code's Lua errors become exit 1 naming the file (not db-tool bugs).
+function M.execute(entry, ctx, opts)
+  local cmd = entry.module
+  if entry.origin == "builtin" then return cmd.run(ctx, opts) end
+  local ok, res = xpcall(cmd.run, errors.handler, ctx, opts)
+  if ok then return res end
+  if res.bug then
+    res.exit, res.bug = errors.GENERIC, nil
+    res.msg = "command '" .. ctx.name .. "' (" .. tostring(entry.origin) .. ") failed: " .. res.msg
+  end
+  error(res, 0)
+end
+
+--- The context a command receives.
+function M.context(name, entry, proj, globals)
+  globals = globals or {}
+  return {
+    prog = "database",
+    name = name,
+    log = log.ns("db " .. name),
+    url = globals.url,
+    inherits = globals.inherits or {},
+    verbose = globals.verbose,
+    project = proj,
+    origin = entry.origin,
+  }
+end
+
+--- Exit code of a command's return value: nil/true → 0, false → 1, a number as is.
+function M.exit_code(res)
+  if res == nil or res == true then return 0 end
+  if res == false then return 1 end
+  if math.type(res) == "integer" then return res end
+  errors.raise(errors.BUG, "command returned a " .. type(res) .. " (expected an exit code)")
 end
 
 local function main_help(proj)
@@ -218,37 +299,18 @@ function M.main(argv)
     env.set("DB_URL", globals.url)
   end
 
-  local proj = project()
-  local entry
-  if proj and proj.commands and proj.commands[sub] then
-    entry = { module = proj.commands[sub], origin = proj.file }
-  else
-    local modname = module_of(sub)
-    if sub:find("[^%w_-]") then modname = nil end
-    local ok, mod = false, nil
-    if modname then ok, mod = errors.try(require, modname) end
-    if not ok then
-      local err = mod
-      local missing = err.bug and tostring(err.msg):find("module '" .. modname .. "' not found", 1, true)
-      if not missing then error(err, 0) end
-      errors.raise(errors.NOT_FOUND, "database: unknown subcommand '" .. sub .. "'",
-        { hint = "see 'database --help' for the list" })
-    end
-    entry = { module = mod, origin = loader.origin[modname] }
+  -- `database <sub> --help` works even when the project file is broken
+  local wants_help = false
+  for _, a in ipairs(subargs) do
+    if a == "--" then break end
+    if a == "-h" or a == "--help" then wants_help = true end
   end
+  local proj = project(wants_help)
+  local entry = M.find(sub, proj)
   local cmd = entry.module
   local name = cmd.name or sub
   cli.namespace = "db " .. name
-  local ctx = {
-    prog = "database",
-    name = name,
-    log = log.ns("db " .. name),
-    url = globals.url,
-    inherits = globals.inherits,
-    verbose = globals.verbose,
-    project = proj,
-    origin = entry.origin,
-  }
+  local ctx = M.context(name, entry, proj, globals)
   if globals.verbose then
     ctx.log:debug("handled by %s", entry.origin == "builtin" and ("built-in dbtool.cmd." .. name)
       or tostring(entry.origin))
@@ -266,15 +328,7 @@ function M.main(argv)
     end
   end
   if #globals.inherits > 0 then check_inherits(ctx, globals.inherits) end
-  if entry.origin == "builtin" then return cmd.run(ctx, opts) end
-  -- a project command: its runtime errors are the project's, not db-tool bugs
-  local ok, res = xpcall(cmd.run, errors.handler, ctx, opts)
-  if ok then return res end
-  if res.bug then
-    res.exit, res.bug = errors.GENERIC, nil
-    res.msg = "command '" .. name .. "' (" .. tostring(entry.origin) .. ") failed: " .. res.msg
-  end
-  error(res, 0)
+  return M.execute(entry, ctx, opts)
 end
 
 return M

@@ -254,32 +254,11 @@ local function database(opts)
 end
 
 --- Migration policy and hooks from the project (${DATABASE_DIR}/db-tool.lua, if any):
---- settings.migration = { lock_timeout = "5s", checksum = "warn", ... } and the hooks
---- before_/after_migrate, before_/after_each_migration.
+--- settings (migration = {...}, lock_timeout, lock_wait, checksum) and the hooks
+--- before_/after_migrate, before_/after_each_migration (see dbtool.project).
 local function project_policy()
   local project = require "dbtool.project"
-  local proj = project.load()
-  if not proj then return nil end
-  local p = {}
-  local src = project.setting(proj, "migration")
-  if src ~= nil then
-    local pol = require "dbtool.migrate.policy"
-    local okp, msg = pol.merge(pol.defaults(), src)
-    if not okp then
-      errors.raise(errors.GENERIC, msg,
-        { where = proj.file, hint = "fix settings.migration in " .. proj.file })
-    end
-    for k, v in pairs(src) do p[k] = v end
-  end
-  local map = { before_migrate = "before_migrate", after_migrate = "after_migrate",
-    before_each_migration = "before_each", after_each_migration = "after_each" }
-  for from, to in pairs(map) do
-    if proj.hooks[from] then
-      p.hooks = p.hooks or {}
-      p.hooks[to] = function(info) project.run_hook(proj, from, info) end
-    end
-  end
-  return p
+  return project.migration_policy(project.load())
 end
 
 local function parse_vars(list)
