@@ -92,7 +92,9 @@ demo: deps
 bench: all
 	@sh bench/run.sh
 
-fuzz:
+# the TOML parser (Lua-level mutation + round-trip fuzzing), then the C lexer (libFuzzer)
+fuzz: all
+	@$(BUILD)/db-tool spec/support/fuzz_toml.lua $${FUZZ_SECONDS:-60}
 	@sh spec/support/fuzz.sh
 
 install: all

@@ -1,12 +1,22 @@
 #!/bin/sh
-# Build and run the libFuzzer target of the psql-script lexer (src/fuzz_sqlscan.c) with
-# AddressSanitizer and UBSan. Needs clang (Debian: apt-get install clang).
+# Fuzzers, SECONDS each:
+#   * every Lua mutation fuzzer in spec/fuzz/*.lua (parsers written in Lua: dotenv, ...), run
+#     with the built binary: `build/db-tool spec/fuzz/NAME.lua SECONDS`;
+#   * the libFuzzer target of the psql-script lexer (src/fuzz_sqlscan.c) with AddressSanitizer
+#     and UBSan. Needs clang (Debian: apt-get install clang).
 #   sh spec/support/fuzz.sh [SECONDS]          (default 60; `make fuzz`, FUZZ_SECONDS=N)
-# The corpus is kept in build-fuzz/corpus; crashes are written to build-fuzz/crash-*.
+# The corpus is kept in build-fuzz/corpus; crashes are written to build-fuzz/crash-* (Lua
+# fuzzers: build-fuzz/<name>-crash-*).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 secs=${1:-${FUZZ_SECONDS:-60}}
+mkdir -p build-fuzz
+for f in spec/fuzz/*.lua; do
+  [ -f "$f" ] || continue
+  echo "fuzz: $f for ${secs}s"
+  DB_TOOL_LUA_PATH= "${DB_TOOL_BIN:-build/db-tool}" "$f" "$secs"
+done
 CLANG=${CLANG:-clang}
 if ! command -v "$CLANG" >/dev/null 2>&1; then
   echo "fuzz: clang not found (apt-get install clang)" >&2

@@ -13,7 +13,7 @@ export DB_TOOL_BUILD_DIR="$top/$BUILD"
 export DB_TOOL_TOP="$top"
 unset DB_TOOL_LUA_PATH DATABASE_DIR LOCAL_DIR PGURL DB_URL PG_WORKING_DIR MIGRATION_DIR \
   DATABASE_SOURCE PG_URL_VAR HECTIC_LOG NO_COLOR DB_TOOL_COLOR DB_TOOL_TTY
-if [ $# -eq 0 ]; then set -- spec; fi
+if [ $# -eq 0 ]; then set -- spec examples/spec; fi
 busted --lua="$DB_TOOL_BIN" -o spec/support/summary.lua "$@"
 rc=$?
 passed=0; failed=0

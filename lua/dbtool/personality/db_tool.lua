@@ -45,7 +45,7 @@ local function run_chunk(f, ...)
     end
     return debug.traceback(msg, 2)
   end, ...))
-  if res[1] then return true end
+  if res[1] then return true, res[2] end
   local e = res[2]
   if errors.is(e) then return false, cli.report(e) end
   io.stderr:write("db-tool: ", e, "\n")
@@ -67,8 +67,9 @@ local function do_require(spec)
   return ok, err
 end
 
---- Lua-compatible interpreter. argv as given after the program name.
-function M.interpret(argv, progname)
+--- Lua-compatible interpreter. argv as given after the program name. With `use_result`
+--- (db-tool run), the script's return value is the exit code: an integer as is, false → 1.
+function M.interpret(argv, progname, use_result)
   local i, script = 1, nil
   local actions = {}
   local ignore_env = false
@@ -160,6 +161,10 @@ function M.interpret(argv, progname)
   if not f then return 1 end
   local ok, code = run_chunk(f, table.unpack(arg, 1))
   if not ok then return code end
+  if use_result then
+    if math.type(code) == "integer" then return code end
+    if code == false then return 1 end
+  end
   return 0
 end
 
@@ -174,11 +179,13 @@ function M.main(argv)
     if file == nil or file == "-h" or file == "--help" then
       local out = file and io.stdout or io.stderr
       out:write("Usage: db-tool run FILE.lua [args]\n\nRuns FILE with `arg` and `...` set, and the",
-        " db-tool Lua API available (require \"dbtool\").\n")
+        " db-tool Lua API available (local dbtool = require \"dbtool\").\nThe script's return",
+        " value is the exit code (an integer; false = 1); a raised db-tool error exits\nwith its",
+        " code after printing it. See README, \"Lua API\".\n")
       if file then return 0 end
       return errors.MISSING
     end
-    return M.interpret({ table.unpack(argv, 2) }, progname)
+    return M.interpret({ table.unpack(argv, 2) }, progname, true)
   elseif first == "sql" then
     return cli.run("database", argv)
   elseif first == "help" or first == "--help" or first == "-h" then
