@@ -82,10 +82,6 @@ describe("database hydrate", function()
   end)
 
   it("loads secrets from HECTIC_DOTENV_FILE, else .env.$ENVIRONMENT, after the bundle", function()
-    if not pcall(require, "dbtool.dotenv") then
-      pending("dbtool.dotenv (helper secrets) has not landed")
-      return
-    end
     local dir = d.project {
       ["db/src/entrypoint.sql"] = "SELECT 1;\n",
       [".env.staging"] = "FROM_ENVIRONMENT=yes\n",
