@@ -159,12 +159,12 @@ function M.runtime_settings(o)
     s[#s + 1] = { "logging_collector", o.logging and "on" or "off" }
     if o.logging then s[#s + 1] = { "log_directory", o.log_dir or "log" } end
     local libs = M.parse_libraries(o.preload)
-    if #libs > 0 then
-      s[#s + 1] = { "shared_preload_libraries", table.concat(libs, ",") }
-      if has_lib(libs, "pg_cron") then
-        s[#s + 1] = { "cron.database_name", o.database }
-        s[#s + 1] = { "cron.host", o.sock }
-      end
+    -- written even when empty: a restored backup's postgresql.conf may name pg_cron, and
+    -- PG_SHARED_PRELOAD_LIBRARIES="" must still disable it
+    s[#s + 1] = { "shared_preload_libraries", table.concat(libs, ",") }
+    if has_lib(libs, "pg_cron") then
+      s[#s + 1] = { "cron.database_name", o.database }
+      s[#s + 1] = { "cron.host", o.sock }
     end
   end
   if o.settings then
@@ -1073,7 +1073,7 @@ local function launch(o, L)
   local deadline = core.now() + start_timeout(o)
   local nap = 0.001
   local ping = require("dbtool.core.pg").ping
-  local okp, a, b, c, d = errors.try(function()
+  local function poll()
     while true do
       -- The postmaster writes "ready" into postmaster.pid when it accepts connections: reading
       -- that file is cheap, while a ping during startup makes it fork a child to refuse us.
@@ -1108,17 +1108,15 @@ local function launch(o, L)
       core.sleep(nap)
       nap = math.min(nap * 1.5, 0.005)
     end
-  end)
-  if not okp then
-    -- interrupted while waiting: stop the server we started (it may not have written its
-    -- pid file yet, so a later `stop` of the directory would not find it)
-    if children[p.pid] then
-      shutdown(p.pid, "immediate", 10)
-      children[p.pid] = nil
-    end
-    error(a, 0)
   end
-  return a, b, c, d
+  -- interrupted (Ctrl-C) while waiting: do not leave a server starting behind us
+  local res = table.pack(xpcall(poll, errors.handler))
+  if not res[1] then
+    if not p:wait(0) then shutdown(p.pid, "fast", 10) end
+    children[p.pid] = nil
+    error(res[2], 0)
+  end
+  return table.unpack(res, 2, res.n)
 end
 
 local function ensure_database(o, L)
@@ -1288,7 +1286,7 @@ local function start_locked(o, L)
   mark("config")
   local p, why, detail, logfile = launch(o, L)
   mark("start")
-  if not p and plan == "reuse" and why == "exited" then
+  if not p and plan == "reuse" and why == "exited" and o.reinit ~= false then
     l:warn("the reused cluster failed to start:\n%s", detail or "(no server output)")
     move_aside("reused cluster failed to start")
     plan = "fresh"
@@ -1308,7 +1306,8 @@ local function start_locked(o, L)
   end
   -- a fresh copy of the template already holds the database (it was created there)
   local created = false
-  if not (plan ~= "reuse" and used_template and (tpl.database == o.database or BUILTIN_DB[o.database])) then
+  local baked = plan ~= "reuse" and used_template and (tpl.database == o.database or BUILTIN_DB[o.database])
+  if o.create_database ~= false and not baked then
     created = ensure_database(o, L)
   end
   mark("database")
@@ -1331,7 +1330,10 @@ end
 ---   preload ("" = none; the env default pg_cron comes from options_from_env), logging
 ---   (false: no logging collector), log_dir (server logs; default data/log), conf_file,
 ---   settings ({name = value} added to postgresql.auto.conf), timeout (start, seconds),
----   spare (prepare the next fresh copy in the background), bindir, cache, log (logger).
+---   spare (prepare the next fresh copy in the background), bindir, cache, log (logger),
+---   reinit (false: a reused cluster that fails to start is an error, left in place — not
+---   moved aside and replaced by a fresh one; `restore` and `diff` use it), create_database
+---   (false: do not connect to create `database`; `normalize-backup` connects itself).
 --- Returns a handle {url, host, port, user, database, dir, data, sock, pid, conninfo,
 --- reused, created, moved_aside, stop = function}. Errors: exit 2 (root, socket in use,
 --- start failure, lock timeout), 127 (binaries or preload library missing), 1 (other).

@@ -1,6 +1,7 @@
 -- database pull_staging end to end: a fake `ssh` on PATH drops `--` and the host and runs
 -- the remote command string with `sh -c` locally (as sshd hands it to the login shell),
--- against a real "staging" database; the result is applied to a second real database.
+-- against a real "staging" database on its own cluster (a second server, as staging is);
+-- the result is applied to a database of the shared test cluster.
 local t = require "testutil"
 local pg = require "dbtool.core.pg"
 local proc = require "dbtool.core.proc"
@@ -21,7 +22,7 @@ exec sh -c "$1"
 local HOSTILE = "a'; touch PWNED; '"   -- PWNED replaced by a path in the test's directory
 
 describe("database pull_staging", function()
-  local dir, bin, staging_url, hostile, pwned
+  local dir, bin, staging_url, hostile, pwned, staging_cluster
 
   local function sql(url, text, ...)
     local c <close> = pg.connect(url)
@@ -74,7 +75,9 @@ describe("database pull_staging", function()
     bin = dir .. "/bin"
     t.write(bin .. "/ssh", FAKE_SSH)
     assert(os.execute("chmod 755 " .. t.shq(bin .. "/ssh")))
-    staging_url = t.fresh_db("staging")
+    staging_cluster = require("dbtool.cluster").start { dir = dir .. "/staging-server", port = 5432,
+      database = "staging", preload = "", logging = false }
+    staging_url = staging_cluster.url
     pwned = dir .. "/pwned"
     hostile = HOSTILE:gsub("PWNED", pwned)
     sql(staging_url, [[
@@ -90,6 +93,10 @@ describe("database pull_staging", function()
       .. 'INSERT INTO "$(id)" (v) VALUES (\'dollar\')')
     sql(staging_url, 'CREATE TABLE "' .. hostile .. '" (id serial PRIMARY KEY, v text)')
     sql(staging_url, 'INSERT INTO "' .. hostile .. '" (v) VALUES (\'one\'), (\'two\')')
+  end)
+
+  teardown(function()
+    if staging_cluster then staging_cluster:stop() end
   end)
 
   before_each(function()

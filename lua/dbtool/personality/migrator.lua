@@ -260,6 +260,7 @@ local function project_policy()
   local project = require "dbtool.project"
   return project.migration_policy(project.load())
 end
+M.project_policy = project_policy
 
 local function parse_vars(list)
   local vars = {}
