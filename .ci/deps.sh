@@ -6,14 +6,6 @@ set -eu
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libpq-dev libsodium-dev libsqlite3-dev
 sqlite3 postgresql postgresql-15-cron lua-busted lua-check"
 
-SUDO=
-if [ "$(id -u)" != 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-    echo "deps: not root and no sudo; install these packages: $PKGS lua-posix (>= 36, Lua 5.4)" >&2
-    exit 1
-  fi
-fi
-
 missing=
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -22,6 +14,15 @@ has_posix54() { lua5.4 -e 'require "posix.unistd"' >/dev/null 2>&1; }
 
 if [ -z "$missing" ] && command -v lua5.4 >/dev/null && has_posix54; then
   exit 0
+fi
+
+# something is missing: installing needs root (or sudo)
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "deps: not root and no sudo; install these packages: $PKGS lua-posix (>= 36, Lua 5.4)" >&2
+    exit 1
+  fi
 fi
 
 updated=

@@ -139,10 +139,15 @@ function migrations.down(o)
   return run_engine(o, function(eng) return eng:migrate { kind = "down", n = o.n or 1 } end)
 end
 
---- Migrate up or down to o.name (a name, a unique prefix, "latest", or "0" for clean).
+--- Migrate up or down to o.name (a full name, a unique prefix or description, "latest"),
+--- or to o.index (the position on disk; 0 = clean state: everything reverted).
 function migrations.to(o)
   o = o or {}
-  return run_engine(o, function(eng) return eng:migrate { kind = "to", name = assert(o.name, "o.name") } end)
+  if o.name == nil and o.index == nil then
+    local errors = require "dbtool.errors"
+    errors.raise(errors.MISSING, "migrations.to: name or index is required")
+  end
+  return run_engine(o, function(eng) return eng:migrate { kind = "to", name = o.name, index = o.index } end)
 end
 
 --- Status: {rows = {{name =, state = "applied"|"pending"|"modified"|"missing", ...}},
@@ -216,12 +221,12 @@ function M.command(name, a)
   local saved = {}
   if globals.url then
     for _, var in ipairs { "PGURL", "DB_URL" } do
-      saved[var] = env.raw(var)
+      saved[var] = env.raw(var) or false
       env.set(var, globals.url)
     end
   end
   return errors.finally(function()
-    for var, v in pairs(saved) do env.set(var, v) end
+    for var, v in pairs(saved) do env.set(var, v or nil) end
   end, function()
     if #ctx.inherits > 0 then
       -- as `database -i TABLE`: exit 5 when a table is missing

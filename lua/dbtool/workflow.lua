@@ -152,58 +152,10 @@ end
 -- ---------------------------------------------------------------- secrets source
 
 --- The dotenv text for hydrate, first match wins: HECTIC_DOTENV_CONTENT, HECTIC_DOTENV_FILE,
---- $LOCAL_DIR/.env.$ENVIRONMENT (or its encrypted form, via dbtool.secrets). Returns
---- text, source-description; or nil when there is none.
+--- $LOCAL_DIR/.env.$ENVIRONMENT or its encrypted form .env.$ENVIRONMENT.enc (decrypted).
+--- Returns text, source-description; or nil when there is none. (dbtool.secrets.find)
 function M.dotenv_source()
-  local content = env.get("HECTIC_DOTENV_CONTENT")
-  if content then return content, "HECTIC_DOTENV_CONTENT" end
-  local file = env.get("HECTIC_DOTENV_FILE")
-  if file then
-    if not readable_file(file) then
-      errors.raise(errors.MISSING, "HECTIC_DOTENV_FILE is not a readable file: " .. file,
-        { hint = "fix the path, or unset HECTIC_DOTENV_FILE", variable = "HECTIC_DOTENV_FILE" })
-    end
-    local f = assert(io.open(file, "rb"))
-    content = f:read("a")
-    f:close()
-    return content, file
-  end
-  local environment = env.get("ENVIRONMENT")
-  if environment then
-    local ok, secrets = pcall(require, "dbtool.secrets")
-    if ok and type(secrets) == "table" and secrets.read_env_file then
-      local text, source = secrets.read_env_file(env.local_dir(true) .. "/.env." .. environment)
-      if text then return text, source end
-    else
-      local path = env.local_dir(true) .. "/.env." .. environment
-      if readable_file(path) then
-        local f = assert(io.open(path, "rb"))
-        content = f:read("a")
-        f:close()
-        return content, path
-      end
-    end
-  end
-  return nil
-end
-
---- Load the secrets of dotenv_source() into hectic.secret (the bundle must be applied).
---- Returns the number loaded and the source, or nil when there is no dotenv source.
-function M.load_secrets(conn, l)
-  local text, source = M.dotenv_source()
-  if text and text:match("%S") then
-    local bundle = require "dbtool.bundle"
-    local dotenv = require "dbtool.dotenv"
-    local parsed = dotenv.parse(text, source)
-    for _, w in ipairs(parsed.warnings or {}) do l:warn("%s", w) end
-    for _, v in pairs(parsed.map) do log.add_secret(v) end
-    bundle.load_secrets(conn, parsed.map)
-    local n = 0
-    for _ in pairs(parsed.map) do n = n + 1 end
-    l:info("loaded %d secret%s from %s", n, n == 1 and "" or "s", source)
-    return n, source
-  end
-  return nil
+  return require("dbtool.secrets").find()
 end
 
 -- ---------------------------------------------------------------- hydrate
@@ -230,13 +182,15 @@ function M.hydrate(ctx, opts)
   local ph = ctx.phases or M.phases(l, "hydrate")
   local t0 = core.now()
   hook(ctx, "before_hydrate", ctx)
+  -- secrets are read, decrypted and parsed before connecting: a bad file or key changes nothing
+  local secrets = not opts.no_hook and require("dbtool.secrets").prepare(l) or nil
   with_conn(ctx, function(conn)
     if opts.no_hook then
       l:info("skipping hectic bundle hook")
     else
       l:info("hectic bundle hook")
       ph:run("bundle", require("dbtool.bundle").apply, conn, { log = l })
-      ph:run("secrets", M.load_secrets, conn, l)
+      if secrets then ph:run("secrets", require("dbtool.secrets").load, conn, secrets, l) end
     end
     if opts.mock then l:info("mock mode enabled — external API calls will be stubbed") end
     l:notice("hydrate database sources")
