@@ -461,8 +461,8 @@ function M.deploy(ctx, opts)
     ph:run("stop", handle.stop, handle)
   end
   l:notice("deploy done in %s (%s); %s", ui.duration(ph:elapsed()), ph:summary(),
-    opts.cleanup and "cluster stopped" or ("cluster " .. (handle.reused and "reused" or "ready")
-      .. ": " .. handle.url))
+    opts.cleanup and "cluster stopped" or ((handle.reused and "cluster reused; " or "")
+      .. "connect with: psql '" .. handle.url .. "'"))
   return handle
 end
 
@@ -481,11 +481,16 @@ function M.check(ctx, opts)
   end
   local ph = M.phases(l, "check")
   l:info("isolated cluster: %s", dir)
-  return errors.finally(function()
-    ui.status(nil)
+  local removed = false
+  local function remove()
     -- a throw-away cluster: no shutdown checkpoint
     pcall(cluster.stop, dir, { mode = "immediate" })
     cluster.rm_rf(dir)
+    removed = true
+  end
+  errors.finally(function()
+    ui.status(nil)
+    if not removed then remove() end
   end, function()
     hook(ctx, "before_check", ctx)
     l:info("check: initializing temporary PostgreSQL cluster")
@@ -498,10 +503,11 @@ function M.check(ctx, opts)
     l:info("check PGURL: %s", handle.url)
     local sub = fill(ctx, handle, ph, opts)
     hook(ctx, "after_check", sub)
-    l:notice("check: success — deploy completed cleanly in %s (%s)", ui.duration(ph:elapsed()),
-      ph:summary())
-    return true
+    ph:run("remove", remove)
   end)
+  l:notice("check: success — deploy completed cleanly in %s (%s)", ui.duration(ph:elapsed()),
+    ph:summary())
+  return true
 end
 
 return M

@@ -152,7 +152,8 @@ describe("database deploy", function()
 
   it("shows each phase with its time on a terminal", function()
     local dir = d.project(SMALL)
-    local r = d.database(dir, { "deploy", "--cleanup" }, { DB_TOOL_TTY = "1", HECTIC_DOTENV_CONTENT = "K=v1234" })
+    local r = d.database(dir, { "deploy", "--cleanup" },
+      { DB_TOOL_TTY = "1", HECTIC_DOTENV_CONTENT = "K=v1234" })
     assert.are.equal(0, r.code, r.stderr)
     for _, phase in ipairs { "cluster", "bundle", "secrets", "sources", "patch", "stop" } do
       assert.matches("db deploy> ✓ " .. phase .. " +[%d.]+ m?s\n", r.stderr)
