@@ -58,13 +58,15 @@ function Pg:installed()
   return self.conn:exec([[SELECT to_regclass('"_migration"') IS NOT NULL AS ok]])[1].ok
 end
 
---- rick_db's install(): fails when the table exists.
+--- rick_db's install(): fails when the table exists. One transaction.
 function Pg:install()
   if self:installed() then
     errors.raise(errors.GENERIC, "migration table '_migration' already exists")
   end
-  self.conn:exec(M.PG_DDL)
-  if self.checksums then self.conn:exec(M.CHECKSUM_DDL) end
+  require("dbtool.pg").transaction(self.conn, function(c)
+    c:exec(M.PG_DDL)
+    if self.checksums then c:exec(M.CHECKSUM_DDL) end
+  end)
 end
 
 function Pg:init()
