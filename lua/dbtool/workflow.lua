@@ -482,9 +482,19 @@ function M.check(ctx, opts)
   local ph = M.phases(l, "check")
   l:info("isolated cluster: %s", dir)
   local removed = false
-  local function remove()
-    -- a throw-away cluster: no shutdown checkpoint
+  -- a throw-away cluster: no shutdown checkpoint. After a success the files are deleted by a
+  -- detached `rm` that outlives us by a few milliseconds (the result is not kept waiting);
+  -- on a failure or Ctrl-C we wait for the deletion.
+  local function remove(background)
     pcall(cluster.stop, dir, { mode = "immediate" })
+    if background then
+      local p = require("dbtool.core.proc").spawn { argv = { "rm", "-rf", "--", dir }, stdin = "null",
+        stdout = "null", stderr = "null", detach = true }
+      if p then
+        removed = true
+        return
+      end
+    end
     cluster.rm_rf(dir)
     removed = true
   end
@@ -503,7 +513,7 @@ function M.check(ctx, opts)
     l:info("check PGURL: %s", handle.url)
     local sub = fill(ctx, handle, ph, opts)
     hook(ctx, "after_check", sub)
-    ph:run("remove", remove)
+    ph:run("remove", remove, true)
   end)
   l:notice("check: success — deploy completed cleanly in %s (%s)", ui.duration(ph:elapsed()),
     ph:summary())
