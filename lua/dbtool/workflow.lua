@@ -83,11 +83,22 @@ function M.output(logvar, name)
   return f, path, true
 end
 
+local SOURCE_NAME = { ["-u"] = "-u/--url", PGURL = "PGURL", DB_URL = "DB_URL" }
+
 local function connect(ctx)
   if ctx.conn then return ctx.conn, false end
   local pg = require "dbtool.pg"
-  local url = require("dbtool.db").require_url(ctx)
-  return pg.connect(url, { log = ctx.log }), true
+  local url, source = require("dbtool.db").require_url(ctx)
+  local ok, conn = pcall(pg.connect, url, { log = ctx.log })
+  if not ok then
+    -- say where a bad or unreachable connection string came from
+    if errors.is(conn) and SOURCE_NAME[source] and not ctx.cluster then
+      local from = "the connection string comes from " .. SOURCE_NAME[source]
+      conn.hint = conn.hint and (conn.hint .. "; " .. from) or ("check it: " .. from)
+    end
+    error(conn, 0)
+  end
+  return conn, true
 end
 
 local function with_conn(ctx, fn)
