@@ -296,7 +296,7 @@ end
 function M.is_tap_line(line, started)
   return line:match("^ok %d") ~= nil or line:match("^not ok %d") ~= nil
     or line:match("^%d+%.%.%d+") ~= nil or line:match("^Bail out!") ~= nil
-    or (started and line:match("^#") ~= nil)
+    or (started == true and line:match("^#") ~= nil)
 end
 
 -- First one or two keywords of a statement, upper case, after comments and blanks.
