@@ -257,6 +257,41 @@ describe("rickdb (CLI, PostgreSQL)", function()
     has(r.stderr, "Error : could not open passfile 'conf/secrets/pw'")
   end)
 
+  it("reports init failures (252), and migrates with a role that may not create tables", function()
+    local url, name = t.fresh_db("rklim")
+    do
+      local admin <close> = t.connect(url)
+      admin:exec([[DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rick_lim') THEN
+          CREATE ROLE rick_lim LOGIN;
+        END IF;
+      END $$]])
+    end
+    local dir = t.tmpdir("rklim")
+    t.write(dir .. "/rickdb.toml", pg_section("db", 'dbname = "' .. name .. '"', 'user = "rick_lim"'))
+    t.write(dir .. "/m/001.sql", "INSERT INTO t VALUES (1);\n")
+    local r = run(dir, { "init" })
+    assert.are.equal(252, r.code)
+    assert.are.equal("", r.stdout)
+    assert.matches("^Error : permission denied for schema public\n", r.stderr)
+    assert.are.equal(0, #rows(url, "SELECT 1 FROM pg_tables WHERE tablename LIKE '_migration%'"))
+    do -- a DBA installed rick_db's table and gave the role what it needs
+      local admin <close> = t.connect(url)
+      admin:exec([[CREATE TABLE "_migration" (id_migration SERIAL NOT NULL PRIMARY KEY,
+        applied TIMESTAMP WITH TIME ZONE, name TEXT NOT NULL);
+        GRANT SELECT, INSERT, DELETE ON "_migration" TO rick_lim;
+        GRANT USAGE ON SEQUENCE "_migration_id_migration_seq" TO rick_lim;
+        CREATE TABLE t (x int); GRANT SELECT, INSERT ON t TO rick_lim]])
+    end
+    r = run(dir, { "migrate", "m" })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("Executing 001.sql... success\n", r.stdout)
+    has(r.stderr,
+      "checksums are not kept: cannot create _migration_checksum: permission denied for schema public")
+    assert.are.equal(1, #rows(url, "SELECT * FROM t"))
+    assert.are.equal(1, #rows(url, "SELECT * FROM _migration"))
+  end)
+
   it("runs CREATE INDEX CONCURRENTLY with the no-transaction marker or autocommit = true", function()
     local url, name = t.fresh_db("rkconc")
     local dir = t.tmpdir("rkconc")

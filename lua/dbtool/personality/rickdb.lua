@@ -155,6 +155,17 @@ function M.report(e)
   if #lines > 0 then write(2, log.redact(table.concat(lines, "\n")) .. "\n") end
 end
 
+--- The logger handed to the engine and the stores: warnings as rickdb prints them
+--- (`Warning : ...`), everything else as dbtool.log lines (shown with --verbose).
+local function logger()
+  local base = log.ns(PROG)
+  local l = setmetatable({}, { __index = base })
+  function l.warn(self, fmt, ...)
+    if base.enabled(self, "warn") then warn(select("#", ...) > 0 and string.format(fmt, ...) or fmt) end
+  end
+  return l
+end
+
 local function fail(msg, fields)
   errors.raise(config.EXIT_FAILED, msg, fields)
 end
@@ -642,7 +653,7 @@ local function run(argv)
     warn("ignoring extra arguments after '" .. d.command .. "'")
   end
   local ctx = { cfg = cfg, settings = cfg.settings, section = section, key = key, name = d.db or "db",
-    conn = conn, opts = opts, args = d.args, lock_wait = lock_wait, log = log.ns(PROG) }
+    conn = conn, opts = opts, args = d.args, lock_wait = lock_wait, log = logger() }
   return commands[d.command](ctx)
 end
 
