@@ -615,8 +615,7 @@ function M.run(ctx, opts)
     -- pg_dump --schema-only of one side, in the background; with --tables only the tables
     -- the names resolve to on that side (none: nothing to dump)
     local function dump(side, h, data)
-      local argv = { pg_dump, "--schema-only", "--no-owner", "--no-privileges",
-        "--host=" .. h.host, "--port=" .. tostring(h.port), "--username=" .. h.user }
+      local argv = { pg_dump, "--schema-only", "--no-owner", "--no-privileges" }
       if tables then
         local patterns = M.patterns(data)
         if #patterns == 0 then
@@ -625,7 +624,9 @@ function M.run(ctx, opts)
         end
         for _, p in ipairs(patterns) do argv[#argv + 1] = "--table=" .. p end
       end
-      argv[#argv + 1] = "--dbname=" .. h.database
+      -- a conninfo string: a database name with '=' in it stays a name
+      argv[#argv + 1] = "--dbname=" .. backup.conninfo { host = h.host, port = tostring(h.port),
+        user = h.user, dbname = h.database }
       return backup.spawn(argv, "pg_dump of the " .. (side == "a" and "backup" or "sources") .. " side",
         { stdout = { path = T .. "/" .. side .. ".sql" },
           env = { PGOPTIONS = false, PGSERVICE = false, PGSERVICEFILE = false } })
