@@ -174,7 +174,7 @@ function M.spawn(argv, what, opts)
   opts = opts or {}
   local proc = require "dbtool.core.proc"
   local errfile = os.tmpname()
-  local p, err = proc.spawn { argv = argv, env = env.child_env(opts.env), stdin = "null",
+  local p, err = proc.spawn { argv = argv, env = env.child_env(opts.env), stdin = opts.stdin or "null",
     stdout = opts.stdout or "null", stderr = opts.stderr or { path = errfile } }
   if not p then
     os.remove(errfile)
@@ -246,14 +246,16 @@ end
 
 --- Start extracting backup directory `src` (base.tar.gz, optional pg_wal.tar.gz) into data
 --- directory `data` (created with mode 0700); both archives are unpacked at the same time.
---- Returns a handle with :wait() (raises on failure) and :abort().
-function M.extract_start(src, data)
+--- Returns a handle with :wait() (raises on failure) and :abort(). With `feed`, tar reads
+--- base.tar.gz from a pipe that the caller fills (see M.extract).
+function M.extract_start(src, data, feed)
   local cluster = require "dbtool.cluster"
   cluster.mkdir_p(data .. "/pg_wal", 448)
   stat().chmod(data, 448)
   local tar = M.tar_bin()
   local g = setmetatable({}, Group)
-  g[1] = M.spawn({ tar, "-xzf", src .. "/base.tar.gz", "-C", data }, "extracting " .. src .. "/base.tar.gz")
+  g[1] = M.spawn({ tar, "-xzf", feed and "-" or (src .. "/base.tar.gz"), "-C", data },
+    "extracting " .. src .. "/base.tar.gz", { stdin = feed and "pipe" or nil })
   if exists(src .. "/pg_wal.tar.gz") then
     local ok, err = errors.try(M.spawn, { tar, "-xzf", src .. "/pg_wal.tar.gz", "-C", data .. "/pg_wal" },
       "extracting " .. src .. "/pg_wal.tar.gz")
@@ -267,8 +269,47 @@ function M.extract_start(src, data)
 end
 
 --- Extract a backup directory into `data` and wait (see extract_start).
+--- Copy file `path` into the job's stdin pipe, drawing a progress line (`label`) with the
+--- bytes sent; stops early if the reader goes away (its exit status then tells why).
+local function pump(path, job, label)
+  local ui = require "dbtool.ui"
+  local f = io.open(path, "rb")
+  local total = stat().stat(path)
+  total = total and total.st_size or 0
+  local progress = ui.progress(label, nil)
+  local sent = 0
+  local out = job.p.stdin
+  errors.finally(function()
+    progress:finish()
+    if f then f:close() end
+    pcall(out.close, out)
+  end, function()
+    while f do
+      local chunk = f:read(65536)
+      if not chunk then break end
+      local ok = out:write(chunk)
+      if not ok then
+        require("dbtool.core").check_interrupt()
+        break
+      end
+      sent = sent + #chunk
+      progress:update(ui.bytes(sent) .. " / " .. ui.bytes(total))
+    end
+  end)
+end
+
+--- Extract a backup directory into `data` and wait (see extract_start); on a terminal with a
+--- progress line (bytes of base.tar.gz unpacked).
 function M.extract(src, data)
-  local g = M.extract_start(src, data)
+  local tty = require("dbtool.ui").isatty(2)
+  local g = M.extract_start(src, data, tty)
+  if tty then
+    local ok, err = errors.try(pump, src .. "/base.tar.gz", g[1], "unpacking")
+    if not ok then
+      g:abort()
+      error(err, 0)
+    end
+  end
   g:wait()
   stat().chmod(data, 448)
 end
@@ -354,6 +395,9 @@ function M.migrate(url, dir, opts)
       out = function(line) if out then out:write(line, "\n") end end }
     local fs = eng:discover()
     if #fs == 0 then
+      if eng.dir_missing then
+        opts.log:warn("migration directory not found: %s (set MIGRATION_DIR); no migrations applied", dir)
+      end
       store:init()
       return "none in " .. dir
     end

@@ -332,7 +332,14 @@ local function run(argv, opts)
   local p, err = proc.spawn { argv = argv, stdin = opts.stdin or "null", stdout = opts.stdout or "null",
     stderr = opts.stderr or "null", env = opts.env }
   if not p then return nil, err end
-  local how, code = p:wait()
+  local okw, how, code = pcall(p.wait, p)
+  if not okw then
+    -- interrupted (Ctrl-C): the child must not go on working behind our back (a `cp` still
+    -- writing into a directory the caller is about to remove)
+    pcall(p.kill, p, "KILL")
+    pcall(p.wait, p)
+    error(how, 0)
+  end
   if how == "exited" and code == 0 then return true end
   return nil, how .. " " .. tostring(code)
 end

@@ -32,8 +32,11 @@ end
 function M.require_url(ctx)
   local url, source = M.url(ctx)
   if not url then
-    errors.raise(errors.MISSING, "no database to connect to: PGURL and DB_URL are not set",
-      { hint = "pass -u URL, export PGURL/DB_URL, or start the local cluster with `database init`" })
+    local ok, wd = pcall(env.pg_working_dir)
+    errors.raise(errors.MISSING, "no database to connect to: PGURL and DB_URL are not set, and "
+      .. (ok and ("no local cluster is running in " .. wd) or "neither PG_WORKING_DIR nor LOCAL_DIR is set"),
+      { hint = "pass -u URL, export PGURL/DB_URL, or start the local cluster with `database init`",
+        variable = "PGURL" })
   end
   return url, source
 end

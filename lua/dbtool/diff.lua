@@ -464,62 +464,79 @@ function M.exact_pattern(nspname, relname)
   return '"' .. nspname:gsub('"', '""') .. '"."' .. relname:gsub('"', '""') .. '"'
 end
 
---- The tables of the data section, on both sides. conns = {a =, b =}; names: nil (every
---- table inheriting hectic.immutable, the union of both sides, sorted) or the user's
---- --tables (resolved on each side like a regclass; exit 5 when one exists on neither
---- side). Returns {{name =, pattern =, oid_a =, oid_b =}, ...}.
-function M.resolve_tables(conns, names)
-  local sides = { "a", "b" }
-  local tables, order = {}, {}
-  local function add(row, side)
-    local t = tables[row.name]
-    if not t then
-      t = { name = row.name, pattern = M.exact_pattern(row.nspname, row.relname) }
-      tables[row.name] = t
-      order[#order + 1] = row.name
+--- One side's part of the data section. names: nil (every table inheriting
+--- hectic.immutable) or the user's --tables (each resolved like a regclass: "Foo" is foo;
+--- quote for case). Returns {tables = {name → {oid =, pattern =}}, found = {user name →
+--- resolved name}, rows = {name → lines}}.
+function M.side_data(conn, names)
+  local side = { tables = {}, found = {}, rows = {} }
+  local function add(row)
+    side.tables[row.name] = { oid = row.oid, pattern = M.exact_pattern(row.nspname, row.relname) }
+  end
+  if names then
+    for _, n in ipairs(names) do
+      local r = conn:exec(M.RESOLVE_SQL, n)
+      if r.n > 0 then
+        add(r[1])
+        side.found[n] = r[1].name
+      end
     end
-    t["oid_" .. side] = row.oid
+  else
+    local r = conn:exec(M.IMMUTABLE_SQL)
+    for i = 1, r.n do add(r[i]) end
+  end
+  for name, t in pairs(side.tables) do side.rows[name] = table_rows(conn, t.oid, name) end
+  return side
+end
+
+--- The data section from both sides' parts: {{name =, a = lines | nil, b = lines | nil}}
+--- sorted by name (in the order given with --tables). Exit 5 when a --tables entry exists on
+--- neither side.
+function M.merge_data(a, b, names)
+  local order, seen = {}, {}
+  local function add(name)
+    if not seen[name] then
+      seen[name] = true
+      order[#order + 1] = name
+    end
   end
   if names then
     local missing = {}
     for _, n in ipairs(names) do
-      local found = false
-      for _, side in ipairs(sides) do
-        local r = conns[side]:exec(M.RESOLVE_SQL, n)
-        if r.n > 0 then
-          add(r[1], side)
-          found = true
-        end
-      end
-      if not found then missing[#missing + 1] = n end
+      if not (a.found[n] or b.found[n]) then missing[#missing + 1] = n end
     end
     if #missing > 0 then
       errors.raise(errors.NO_TABLE, "table does not exist on either side: " .. table.concat(missing, ", "),
         { hint = "--tables takes table names (schema-qualified if needed), separated by commas" })
     end
-  else
-    for _, side in ipairs(sides) do
-      local r = conns[side]:exec(M.IMMUTABLE_SQL)
-      for i = 1, r.n do add(r[i], side) end
+    -- in the user's order (a name may resolve to different tables on the two sides)
+    for _, n in ipairs(names) do
+      if a.found[n] then add(a.found[n]) end
+      if b.found[n] then add(b.found[n]) end
     end
+  else
+    for name in pairs(a.tables) do add(name) end
+    for name in pairs(b.tables) do add(name) end
     table.sort(order)
   end
-  local list = {}
-  for i, name in ipairs(order) do list[i] = tables[name] end
-  return list
+  local out = {}
+  for i, name in ipairs(order) do out[i] = { name = name, a = a.rows[name], b = b.rows[name] } end
+  return out
 end
 
---- The rows of each resolved table on each side: {{name =, a = lines | nil, b = ...}}.
-function M.collect_rows(conns, list)
-  local out = {}
-  for i, t in ipairs(list) do
-    local item = { name = t.name }
-    for _, side in ipairs { "a", "b" } do
-      if t["oid_" .. side] then item[side] = table_rows(conns[side], t["oid_" .. side], t.name) end
+--- pg_dump --table patterns for the data tables of the given sides (union, sorted).
+function M.patterns(...)
+  local set, list = {}, {}
+  for _, side in ipairs { ... } do
+    for _, t in pairs(side.tables) do
+      if not set[t.pattern] then
+        set[t.pattern] = true
+        list[#list + 1] = t.pattern
+      end
     end
-    out[i] = item
   end
-  return out
+  table.sort(list)
+  return list
 end
 
 --- Run the diff. opts: backup (path), tables (string "a,b"), ignore_migration_fail, mock,
@@ -592,6 +609,29 @@ function M.run(ctx, opts)
 
   local report, differs
   errors.finally(cleanup, function()
+    local pg = require "dbtool.pg"
+    local pg_dump = cluster.bindir() .. "/pg_dump"
+    local schema_text = {}
+    -- pg_dump --schema-only of one side, in the background; with --tables only the tables
+    -- the names resolve to on that side (none: nothing to dump)
+    local function dump(side, h, data)
+      local argv = { pg_dump, "--schema-only", "--no-owner", "--no-privileges" }
+      if tables then
+        local patterns = M.patterns(data)
+        if #patterns == 0 then
+          schema_text[side] = ""
+          return nil
+        end
+        for _, p in ipairs(patterns) do argv[#argv + 1] = "--table=" .. p end
+      end
+      -- a conninfo string: a database name with '=' in it stays a name
+      argv[#argv + 1] = "--dbname=" .. backup.conninfo { host = h.host, port = tostring(h.port),
+        user = h.user, dbname = h.database }
+      return backup.spawn(argv, "pg_dump of the " .. (side == "a" and "backup" or "sources") .. " side",
+        { stdout = { path = T .. "/" .. side .. ".sql" },
+          env = { PGOPTIONS = false, PGSERVICE = false, PGSERVICEFILE = false } })
+    end
+
     -- 1. the backup side: extract in the background while the sources side is built
     local t_extract = core.now()
     jobs.extract = backup.extract_start(path, dirs.a .. "/data")
@@ -615,6 +655,10 @@ function M.run(ctx, opts)
       local store <close> = migrate.open_store("hectic", hb.url, { log = l })
       store:init()
     end
+    -- its rows and schema dump now, while the backup side is still being prepared
+    conns.b = pg.connect(hb.url, { log = l, quiet = true })
+    local side_b = M.side_data(conns.b, tables)
+    jobs.dump_b = dump("b", hb, side_b)
     mark("sources", t_src)
 
     -- 3. the backup side: restored cluster + every migration
@@ -658,33 +702,23 @@ function M.run(ctx, opts)
     end
     mark("backup", t_bk)
 
-    -- 4. the tables whose rows are compared; schema dumps (in parallel)
+    -- 4. the backup side's rows and schema dump; the comparison
     local t_dump = core.now()
-    local pg = require "dbtool.pg"
     conns.a = pg.connect(ha.url, { log = l, quiet = true })
-    conns.b = pg.connect(hb.url, { log = l, quiet = true })
-    local list = M.resolve_tables(conns, tables)
-    local pg_dump = (ha.bindir or cluster.bindir()) .. "/pg_dump"
-    local function dump(side, h)
-      local argv = { pg_dump, "--schema-only", "--no-owner", "--no-privileges",
-        "--host=" .. h.host, "--port=" .. tostring(h.port), "--username=" .. h.user }
-      if tables then
-        for _, t in ipairs(list) do argv[#argv + 1] = "--table=" .. t.pattern end
+    local side_a = M.side_data(conns.a, tables)
+    jobs.dump_a = dump("a", ha, side_a)
+    local data = { marker = tables and M.TABLES_MARKER or M.MARKER,
+      tables = M.merge_data(side_a, side_b, tables) }
+    for _, side in ipairs { "a", "b" } do
+      local job = jobs["dump_" .. side]
+      if job then
+        job:wait()
+        schema_text[side] = read_file(T .. "/" .. side .. ".sql")
       end
-      argv[#argv + 1] = "--dbname=" .. h.database
-      return backup.spawn(argv, "pg_dump of the " .. (side == "a" and "backup" or "sources") .. " side",
-        { stdout = { path = T .. "/" .. side .. ".sql" },
-          env = { PGOPTIONS = false, PGSERVICE = false, PGSERVICEFILE = false } })
     end
-    jobs.dump_a = dump("a", ha)
-    jobs.dump_b = dump("b", hb)
-    -- 5. rows, while the dumps run
-    local data = { marker = tables and M.TABLES_MARKER or M.MARKER, tables = M.collect_rows(conns, list) }
-    jobs.dump_a:wait()
-    jobs.dump_b:wait()
     local schema = {
-      a = M.normalize_schema(read_file(T .. "/a.sql"), { no_cron = opts.no_cron }),
-      b = M.normalize_schema(read_file(T .. "/b.sql"), { no_cron = opts.no_cron }),
+      a = M.normalize_schema(schema_text.a, { no_cron = opts.no_cron }),
+      b = M.normalize_schema(schema_text.b, { no_cron = opts.no_cron }),
     }
     mark("compare", t_dump)
 
@@ -706,9 +740,9 @@ function M.run(ctx, opts)
       end
     end
     note("result: %s", differs and "differences found" or "no differences")
+    note("timings: %s", table.concat(timings, ", "))
   end)
 
-  note("timings: %s", table.concat(timings, ", "))
   l:info("diff done in %s (%s)", ui.duration(core.now() - t0), table.concat(timings, ", "))
   if opts.output then
     write_file(opts.output, report)

@@ -30,8 +30,9 @@ function M.builtin_modules(prefix)
   local names = {}
   for _, path in ipairs(core.embedded_list(dir)) do
     local rest = path:sub(#dir + 1)
+    -- cmd/init.lua is the module dbtool.cmd.init (`database init`), found through ?.lua
     local leaf = rest:match("^([^/]+)%.lua$") or rest:match("^([^/]+)/init%.lua$")
-    if leaf and leaf ~= "init" then names[#names + 1] = prefix .. leaf end
+    if leaf then names[#names + 1] = prefix .. leaf end
   end
   table.sort(names)
   return names

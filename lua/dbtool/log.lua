@@ -128,8 +128,10 @@ function M.write(level, ns, msg)
   else
     line = ns .. "> " .. msg .. "\n"
   end
+  local status = ui.suspend_status()
   stream:write(line)
   stream:flush()
+  ui.resume_status(status)
 end
 
 local Logger = {}

@@ -242,7 +242,7 @@ local function call_hook(name, fn, ...)
   local res = table.pack(xpcall(fn, errors.handler, ...))
   if res[1] then return table.unpack(res, 2, res.n) end
   local err = res[2]
-  err.msg = "hook " .. name .. " failed: " .. err.msg
+  if not err.interrupted then err.msg = "hook " .. name .. " failed: " .. err.msg end
   if err.bug then -- an error in project code is the project's, not a db-tool bug
     err.exit = errors.GENERIC
     err.bug = nil

@@ -12,7 +12,8 @@
 -- opts: vars (table name → value), single_transaction (bool), on_error_stop (default true;
 -- a script's own `\set ON_ERROR_STOP` wins), output (file handle or function(s): \echo,
 -- \qecho, COPY TO STDOUT data, printed results), print_results (bool), on_result
--- (function(res, info)), log (a dbtool.log logger), cwd (base of relative paths and \i),
+-- (function(res, info)), on_statement (function(text, where) → the text to send instead, or
+-- nil to send it as is), log (a dbtool.log logger), cwd (base of relative paths and \i),
 -- name (display name of a string script).
 -- summary: {statements =, errors =, files =, time =, rolled_back = bool}.
 -- SQL and meta-command errors raise dbtool.errors values (exit 1) with where =
@@ -572,6 +573,7 @@ local function execute(R, F, st, text)
   R.current = F.name .. ":" .. tostring(st.line or F.line)
   R.copy_line = nil
   local perr, rest
+  if R.on_statement then text = R.on_statement(text, R.current) or text end
   conn:send_query(text)
   while true do
     local res = conn:get_result()
@@ -944,6 +946,7 @@ local function run(conn, opts, path, text)
     warn = writer(opts.warn or io.stderr),
     print_results = opts.print_results,
     on_result = opts.on_result,
+    on_statement = opts.on_statement,
     std_strings = true,
     stats = { statements = 0, errors = 0, files = 0 },
   }

@@ -711,6 +711,11 @@ function M.parse(src, opts)
     local c = byte(src, p)
     if c == 34 then
       if byte(src, p + 1) == 34 and byte(src, p + 2) == 34 then return ml_string(34) end
+      local s, e = match(src, '^"([^"\\%c]*)"()', p) -- fast path: nothing to unescape
+      if s then
+        p = e
+        return s
+      end
       return basic_string()
     elseif c == 39 then
       if byte(src, p + 1) == 39 and byte(src, p + 2) == 39 then return ml_string(39) end
@@ -726,6 +731,14 @@ function M.parse(src, opts)
     elseif c == 123 then
       return inline_table()
     elseif c and c >= 48 and c <= 57 then
+      -- fast path: a plain decimal integer (at most 18 digits: no overflow) ending the value
+      local d, e = match(src, "^(%d+)()", p)
+      local nc = byte(src, e)
+      if #d < 19 and (c ~= 48 or #d == 1) and (nc == nil or nc == 10 or nc == 32 or nc == 44 or nc == 93
+        or nc == 125 or nc == 9 or nc == 35 or nc == 13) then
+        p = e
+        return tonumber(d)
+      end
       if match(src, "^%d%d%d%d%-", p) or match(src, "^%d%d:", p) then return datetime() end
       return number()
     elseif c == 43 or c == 45 or c == 105 or c == 110 then
@@ -742,6 +755,14 @@ function M.parse(src, opts)
 
   -- parse `key = value` at p into table `t` (the current table; section `sec`)
   keyval = function(t, sec)
+    -- fast path: a bare key, not yet defined
+    local bare, after = match(src, "^([%w_%-]+)[ \t]*=[ \t]*()", p)
+    if bare and t[bare] == nil then
+      record(t, bare, p)
+      p = after
+      t[bare] = parse_value()
+      return
+    end
     local parts, pos = parse_key()
     if byte(src, p) ~= 61 then
       local c = byte(src, p)

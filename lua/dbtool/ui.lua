@@ -40,6 +40,38 @@ function M.strip(text)
   return (text:gsub("\27%[[%d;]*m", ""))
 end
 
+-- ---------------------------------------------------------------- status line
+
+-- One transient line at the bottom of stderr (TTY only): what is running now. Log lines
+-- (dbtool.log) and script output written through ui.suspend_status/resume_status are
+-- printed above it, so it never ends up glued to other text.
+local status_text
+
+--- Draw `text` as the status line, or clear it with nil. Does nothing unless stderr is a TTY.
+function M.status(text)
+  if not M.isatty(2) then return end
+  if status_text == nil and text == nil then return end
+  io.stderr:write("\r\27[K")
+  status_text = text and text:gsub("\n", " "):sub(1, 200) or nil
+  if status_text then io.stderr:write(status_text) end
+  io.stderr:flush()
+end
+
+--- Erase the status line before other output; returns what resume_status() redraws.
+function M.suspend_status()
+  if not status_text then return nil end
+  io.stderr:write("\r\27[K")
+  io.stderr:flush()
+  return status_text
+end
+
+function M.resume_status(text)
+  if text and text == status_text then
+    io.stderr:write(text)
+    io.stderr:flush()
+  end
+end
+
 -- ---------------------------------------------------------------- progress
 
 local Progress = {}

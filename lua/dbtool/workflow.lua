@@ -1,7 +1,15 @@
 -- The everyday loop of `database`: hydrate (bundle, secrets, sources), patch (test data),
 -- test, deploy (cluster + hydrate + patch) and check (deploy in a throw-away cluster).
 -- Each step is a plain function over a context {log =, url =, project =, ...} so that
--- commands, project scripts and hooks can call them.
+-- commands, project scripts and hooks can call them:
+--
+--   workflow.hydrate(ctx, {no_hook =, mock =})      workflow.patch(ctx, {edit =})
+--   workflow.test(ctx, {tap =, file =})  → passed    workflow.deploy(ctx, {cleanup =, no_patch =,
+--   workflow.check(ctx, {no_patch =, no_hydrate =,      no_hydrate =, mock =, reuse =}) → handle
+--                        mock =})
+--
+-- ctx.url is the database to work on (else dbtool.db's order: PGURL, DB_URL, local cluster);
+-- ctx.phases (set by deploy/check) collects the timing of each phase for one summary line.
 local core = require "dbtool.core"
 local env = require "dbtool.env"
 local errors = require "dbtool.errors"
@@ -47,20 +55,30 @@ local function mkdir_p(dir)
 end
 M.mkdir_p = mkdir_p
 
---- Open the output stream for a step: `logvar` (HYDRATE_LOG / PATCH_LOG), else
---- $PG_LOG_PATH/<name>.stdout.log when PG_LOG_PATH is set, else stdout.
+-- Script output on stdout: the status line (TTY) is erased first and redrawn after.
+local function stdout_writer(s)
+  local status = ui.suspend_status()
+  io.stdout:write(s)
+  io.stdout:flush()
+  ui.resume_status(status)
+end
+
+--- Where the output of a step's script goes: `logvar` (HYDRATE_LOG / PATCH_LOG), else
+--- $PG_LOG_PATH/<name>.stdout.log when PG_LOG_PATH is set, else stdout. Returns the output
+--- (a file handle or a writer function, as dbtool.sqlrun takes), its name ("stdout" or the
+--- path) and whether it is a file to close.
 function M.output(logvar, name)
   local path = env.get(logvar)
-  if not path and env.is_set("PG_LOG_PATH") and env.get("PG_LOG_PATH") then
+  if not path and env.get("PG_LOG_PATH") then
     path = env.get("PG_LOG_PATH") .. "/" .. name .. ".stdout.log"
   end
-  if not path then return io.stdout, "stdout", false end
+  if not path then return stdout_writer, "stdout", false end
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then mkdir_p(dir) end
   local f, err = io.open(path, "w")
   if not f then
-    errors.raise(errors.GENERIC, "cannot write " .. logvar .. " file: " .. tostring(err),
-      { hint = "check " .. logvar .. (env.get(logvar) and "" or " / PG_LOG_PATH") })
+    errors.raise(errors.GENERIC, "cannot write the " .. name .. " log: " .. tostring(err),
+      { hint = "check " .. (env.get(logvar) and logvar or "PG_LOG_PATH"), variable = logvar })
   end
   return f, path, true
 end
@@ -68,7 +86,7 @@ end
 local function connect(ctx)
   if ctx.conn then return ctx.conn, false end
   local pg = require "dbtool.pg"
-  local url = ctx.url or require("dbtool.db").require_url(ctx)
+  local url = require("dbtool.db").require_url(ctx)
   return pg.connect(url, { log = ctx.log }), true
 end
 
@@ -79,10 +97,56 @@ local function with_conn(ctx, fn)
   end, fn, conn)
 end
 
-local function timed(fn, ...)
-  local t0 = core.now()
-  local res = table.pack(fn(...))
-  return core.now() - t0, table.unpack(res, 1, res.n)
+-- Run the psql script `file` on `conn`, its output to `logvar` (see M.output).
+local function run_script(conn, file, logvar, name, l, vars, single)
+  local out, outname, owned = M.output(logvar, name)
+  local ok, err = errors.try(require("dbtool.sqlrun").file, conn, file, {
+    vars = vars or {}, output = out, log = l, single_transaction = single })
+  if owned then out:close() end
+  if not ok then
+    if outname ~= "stdout" and errors.is(err) then
+      err.hint = err.hint or ("the output of the run is in " .. outname)
+    end
+    error(err, 0)
+  end
+end
+
+-- ---------------------------------------------------------------- phases
+
+-- Timing of the phases of a run. On a TTY, a status line says what is running and each
+-- finished phase gets a line with its time; the caller prints one summary line at the end
+-- (everywhere, TTY or not).
+local Phases = {}
+Phases.__index = Phases
+
+--- A phase tracker for logger `l`; `title` prefixes the status line ("deploy").
+function M.phases(l, title)
+  return setmetatable({ log = l, title = title, list = {}, t0 = core.now(), tty = ui.isatty(2) },
+    Phases)
+end
+
+--- Run fn(...) as phase `name`; returns what fn returns.
+function Phases:run(name, fn, ...)
+  local n = #self.list + 1
+  if self.tty then ui.status(string.format("%s: %s …", self.title, name)) end
+  local t = core.now()
+  local res = table.pack(errors.finally(function() ui.status(nil) end, fn, ...))
+  local dt = core.now() - t
+  self.list[n] = { name = name, seconds = dt }
+  if self.tty then self.log:info("✓ %-8s %8s", name, ui.duration(dt)) end
+  return table.unpack(res, 1, res.n)
+end
+
+--- "cluster 380 ms, bundle 40 ms, ..."
+function Phases:summary()
+  local parts = {}
+  for i, p in ipairs(self.list) do parts[i] = p.name .. " " .. ui.duration(p.seconds) end
+  return table.concat(parts, ", ")
+end
+
+--- Seconds since the tracker was made.
+function Phases:elapsed()
+  return core.now() - self.t0
 end
 
 -- ---------------------------------------------------------------- secrets source
@@ -96,18 +160,28 @@ end
 
 -- ---------------------------------------------------------------- hydrate
 
---- hydrate: bundle (unless opts.no_hook), secrets, then $DATABASE_SOURCE/entrypoint.sql.
+--- The hydrate entrypoint: HYDRATE_ENTRYPOINT (default entrypoint.sql) in DATABASE_SOURCE;
+--- an absolute HYDRATE_ENTRYPOINT is taken as is.
+function M.entrypoint()
+  local entry = env.get("HYDRATE_ENTRYPOINT", "entrypoint.sql")
+  if entry:sub(1, 1) ~= "/" then entry = env.database_source() .. "/" .. entry end
+  return entry
+end
+
+--- hydrate: the hectic bundle and the secrets (unless opts.no_hook), then the entrypoint as
+--- a psql script (opts.mock sets the variable USE_MOCK=1). Returns the elapsed seconds.
 function M.hydrate(ctx, opts)
   opts = opts or {}
   local l = ctx.log or log.ns("db hydrate")
-  local entry = env.get("HYDRATE_ENTRYPOINT", "entrypoint.sql")
-  if entry:sub(1, 1) ~= "/" then entry = env.database_source() .. "/" .. entry end
+  local entry = M.entrypoint()
   if not readable_file(entry) then
     errors.raise(errors.GENERIC, "hydrate entrypoint not found: " .. entry,
-      { hint = "create it, or set DATABASE_SOURCE / HYDRATE_ENTRYPOINT" })
+      { hint = "create it, or set DATABASE_SOURCE / HYDRATE_ENTRYPOINT (LOCAL_DIR is "
+        .. (env.get("LOCAL_DIR") and env.get("LOCAL_DIR") or "not set") .. ")" })
   end
-  hook(ctx, "before_hydrate", ctx)
+  local ph = ctx.phases or M.phases(l, "hydrate")
   local t0 = core.now()
+  hook(ctx, "before_hydrate", ctx)
   -- secrets are read, decrypted and parsed before connecting: a bad file or key changes nothing
   local secrets = not opts.no_hook and require("dbtool.secrets").prepare(l) or nil
   with_conn(ctx, function(conn)
@@ -115,33 +189,44 @@ function M.hydrate(ctx, opts)
       l:info("skipping hectic bundle hook")
     else
       l:info("hectic bundle hook")
-      require("dbtool.bundle").apply(conn, { log = l })
-      if secrets then require("dbtool.secrets").load(conn, secrets, l) end
+      ph:run("bundle", require("dbtool.bundle").apply, conn, { log = l })
+      if secrets then ph:run("secrets", require("dbtool.secrets").load, conn, secrets, l) end
     end
     if opts.mock then l:info("mock mode enabled — external API calls will be stubbed") end
     l:notice("hydrate database sources")
-    local out, outname, owned = M.output("HYDRATE_LOG", "hydrate")
-    local sqlrun = require "dbtool.sqlrun"
-    local ok, err = errors.try(sqlrun.file, conn, entry, {
-      vars = opts.mock and { USE_MOCK = "1" } or {},
-      output = out,
-      log = l,
-    })
-    if owned then out:close() end
-    if not ok then
-      if outname ~= "stdout" then err.hint = err.hint or ("output of the run is in " .. outname) end
-      error(err, 0)
-    end
+    ph:run("sources", run_script, conn, entry, "HYDRATE_LOG", "hydrate", l,
+      opts.mock and { USE_MOCK = "1" } or nil)
   end)
   hook(ctx, "after_hydrate", ctx)
   local dt = core.now() - t0
-  l:notice("hydrate done in %s", ui.duration(dt))
+  if not ctx.phases then l:notice("hydrate done in %s (%s)", ui.duration(dt), ph:summary()) end
   return dt
 end
 
 -- ---------------------------------------------------------------- patch
 
---- patch: apply the test-data file (created empty when missing); opts.edit opens $EDITOR first.
+local function edit(l, file)
+  local editor = env.get("VISUAL") or env.get("EDITOR", "vi")
+  l:notice("opening %s in %s", file, editor)
+  local argv = {}
+  for w in editor:gmatch("%S+") do argv[#argv + 1] = w end
+  argv[#argv + 1] = file
+  local p, err = require("dbtool.core.proc").spawn { argv = argv, env = env.child_env() }
+  if not p then
+    errors.raise(errors.NO_DEPENDENCY, "cannot run the editor '" .. editor .. "': " .. tostring(err),
+      { hint = "set EDITOR to an installed editor", variable = "EDITOR" })
+  end
+  local how, code = p:wait()
+  if how ~= "exited" or code ~= 0 then
+    errors.raise(errors.GENERIC, string.format("the editor %s %s; nothing was applied",
+      how == "exited" and "exited with code" or "was killed by signal", tostring(code)),
+      { hint = "save and quit the editor normally to apply the file" })
+  end
+end
+
+--- patch: apply the test-data file (PATCH_SQL, created empty when missing) in one
+--- transaction: all of it or, on an error, nothing. opts.edit opens $EDITOR on it first, then
+--- applies it. Returns the elapsed seconds.
 function M.patch(ctx, opts)
   opts = opts or {}
   local l = ctx.log or log.ns("db patch")
@@ -154,43 +239,23 @@ function M.patch(ctx, opts)
     f:close()
     l:info("created empty %s", file)
   end
-  if opts.edit then
-    local editor = env.get("EDITOR", "vi")
-    l:notice("opening %s in %s", file, editor)
-    local argv = {}
-    for w in editor:gmatch("%S+") do argv[#argv + 1] = w end
-    argv[#argv + 1] = file
-    local p, err = require("dbtool.core.proc").spawn { argv = argv }
-    if not p then
-      errors.raise(errors.NO_DEPENDENCY, "cannot run the editor: " .. err, { hint = "set EDITOR" })
-    end
-    local how, code = p:wait()
-    if how ~= "exited" or code ~= 0 then
-      errors.raise(errors.GENERIC,
-        "the editor exited with " .. how .. " " .. tostring(code) .. "; nothing applied")
-    end
-  end
-  hook(ctx, "before_patch", ctx)
+  if opts.edit then edit(l, file) end
+  local ph = ctx.phases or M.phases(l, "patch")
   local t0 = core.now()
+  hook(ctx, "before_patch", ctx)
   l:notice("restoring %s in database", file)
   with_conn(ctx, function(conn)
-    local out, outname, owned = M.output("PATCH_LOG", "patch")
-    local ok, err = errors.try(require("dbtool.sqlrun").file, conn, file, { output = out, log = l })
-    if owned then out:close() end
-    if not ok then
-      if outname ~= "stdout" then err.hint = err.hint or ("output of the run is in " .. outname) end
-      error(err, 0)
-    end
+    ph:run("patch", run_script, conn, file, "PATCH_LOG", "patch", l, nil, true)
   end)
   hook(ctx, "after_patch", ctx)
   local dt = core.now() - t0
-  l:notice("patch done in %s", ui.duration(dt))
+  if not ctx.phases then l:notice("patch done in %s", ui.duration(dt)) end
   return dt
 end
 
 -- ---------------------------------------------------------------- test
 
---- Interpret TAP lines; returns {planned =, run =, failed =, lines =}.
+--- Interpret TAP lines; returns {planned =, run =, failed =, failures = {...}}.
 function M.tap_summary(lines)
   local s = { planned = nil, run = 0, failed = 0, failures = {} }
   for _, line in ipairs(lines) do
@@ -207,13 +272,77 @@ function M.tap_summary(lines)
         s.failures[#s.failures + 1] = line
       end
     end
+    if line:match("^Bail out!") then
+      s.failed = s.failed + 1
+      s.failures[#s.failures + 1] = line
+    end
   end
   return s
 end
 
---- test: run $DATABASE_DIR/test/test.sql inside BEGIN … ROLLBACK (nothing it does stays).
---- TAP lines returned by the tests (pgTAP) are printed and judged; opts.tap prints TAP for
---- plain SQL tests too. Returns true when the tests passed.
+--- Is this line (a value returned by a test query) a TAP line pgTAP would print?
+--- `started`: TAP output was seen before (then "# diagnostics" count too).
+function M.is_tap_line(line, started)
+  return line:match("^ok %d") ~= nil or line:match("^not ok %d") ~= nil
+    or line:match("^%d+%.%.%d+") ~= nil or line:match("^Bail out!") ~= nil
+    or (started and line:match("^#") ~= nil)
+end
+
+-- First one or two keywords of a statement, upper case, after comments and blanks.
+local function keywords(text)
+  local s, before = text
+  repeat
+    before = s
+    s = s:gsub("^%s+", ""):gsub("^%-%-[^\n]*", ""):gsub("^/%*.-%*/", "")
+  until s == before
+  local w1, rest = s:match("^(%a+)(.*)$")
+  if not w1 then return nil end
+  local w2 = rest:match("^%s+(%a+)")
+  return w1:upper(), w2 and w2:upper()
+end
+
+--- A statement rewriter for dbtool.sqlrun that keeps a test file's own transaction control
+--- inside the test transaction: its BEGIN becomes a savepoint, its COMMIT releases it and
+--- its ROLLBACK rolls back to it, so nothing escapes the final ROLLBACK (the original tool
+--- ran the file as is, and a test.sql written for it has its own BEGIN … ROLLBACK).
+--- Returns the rewriter and a state table {depth =, ended = {where...}}.
+function M.test_transaction_rewriter(l)
+  local state = { depth = 0, n = 0 }
+  local NOOP = "SELECT WHERE false"
+  local function rewrite(text, where)
+    local w1, w2 = keywords(text)
+    if not w1 then return nil end
+    local name = "dbtool_test_" .. state.n
+    if w1 == "BEGIN" or (w1 == "START" and w2 == "TRANSACTION") then
+      if state.depth > 0 then return nil end -- PostgreSQL warns "already in progress", as psql shows
+      state.n = state.n + 1
+      state.depth = 1
+      return "SAVEPOINT dbtool_test_" .. state.n
+    elseif (w1 == "COMMIT" or w1 == "END") and w2 ~= "PREPARED" then
+      if state.depth == 0 then
+        if l then l:warn("%s: COMMIT without BEGIN ignored: the tests run inside BEGIN … ROLLBACK", where) end
+        return NOOP
+      end
+      state.depth = 0
+      return "RELEASE SAVEPOINT " .. name
+    elseif (w1 == "ROLLBACK" or w1 == "ABORT") and w2 ~= "TO" and w2 ~= "PREPARED" then
+      if state.depth == 0 then return NOOP end
+      state.depth = 0
+      return "ROLLBACK TO SAVEPOINT " .. name .. "; RELEASE SAVEPOINT " .. name
+    end
+    return nil
+  end
+  return rewrite, state
+end
+
+local function tap_escape(s)
+  return (tostring(s):gsub("\n", " "):gsub("#", "\\#"))
+end
+
+--- test: run $DATABASE_DIR/test/test.sql (opts.file) inside BEGIN … ROLLBACK: nothing it does
+--- is kept. pgTAP output (TAP lines returned by the queries) is printed and judged; with
+--- opts.tap a plain SQL file gets TAP too (one test point per statement). Returns true when
+--- the tests passed.
 function M.test(ctx, opts)
   opts = opts or {}
   local l = ctx.log or log.ns("db test")
@@ -222,25 +351,36 @@ function M.test(ctx, opts)
     errors.raise(errors.GENERIC, "test file not found: " .. file,
       { hint = "write your tests in " .. file .. " (or set DATABASE_DIR)" })
   end
+  local out = opts.output or stdout_writer
+  local write = type(out) == "function" and out or function(s) out:write(s) end
+  local t0 = core.now()
   l:notice("running tests from %s", file)
-  local tap_lines = {}
-  local out = opts.output or io.stdout
+  local tap_lines, points = {}, {}
+  local last_where, last_statement
   local ok, err
   with_conn(ctx, function(conn)
+    local rewrite = M.test_transaction_rewriter(l)
     conn:exec("BEGIN")
     ok, err = errors.try(require("dbtool.sqlrun").file, conn, file, {
       log = l,
       output = out,
-      on_result = function(res)
+      on_statement = rewrite,
+      on_result = function(res, info)
+        -- one test point per statement (a rewritten ROLLBACK gives two results)
+        if info.where ~= last_where or info.statement ~= last_statement then
+          points[#points + 1] = info.where .. " " .. ((res.command or ""):match("^%S+") or "")
+          last_where, last_statement = info.where, info.statement
+        end
         -- pgTAP functions return one text column of TAP lines
         if res.n and res.n > 0 and res.fields and #res.fields == 1 then
           for i = 1, res.n do
             local v = res[i][1]
-            if type(v) == "string" and (v:match("^ok%f[%W]") or v:match("^not ok%f[%W]")
-                or v:match("^%d+%.%.%d+") or v:match("^#")) then
+            if type(v) == "string" then
               for line in v:gmatch("[^\n]+") do
-                tap_lines[#tap_lines + 1] = line
-                out:write(line, "\n")
+                if M.is_tap_line(line, #tap_lines > 0) then
+                  tap_lines[#tap_lines + 1] = line
+                  write(line .. "\n")
+                end
               end
             end
           end
@@ -252,18 +392,28 @@ function M.test(ctx, opts)
   local passed = ok
   if #tap_lines > 0 then
     local s = M.tap_summary(tap_lines)
-    if s.failed > 0 or (s.planned and s.planned ~= s.run) then passed = false end
-    if s.planned and s.planned ~= s.run then
+    if s.failed > 0 or (s.planned and s.planned ~= s.run) or (not s.planned and ok) then passed = false end
+    if not s.planned then
+      l:error("the TAP output has no plan: call plan(n) or finish() from pgTAP")
+    elseif s.planned ~= s.run then
       l:error("planned %d tests but ran %d", s.planned, s.run)
     end
+    if s.failed > 0 then l:error("%d of %d tests failed", s.failed, s.run) end
   elseif opts.tap then
-    out:write("1..1\n", ok and "ok 1 - " or "not ok 1 - ", file, "\n")
+    local lines = {}
+    for i, p in ipairs(points) do lines[#lines + 1] = string.format("ok %d - %s", i, tap_escape(p)) end
+    local n = #points
+    if not ok then
+      n = n + 1
+      lines[#lines + 1] = string.format("not ok %d - %s", n, tap_escape(err.where or file))
+      for line in tostring(err.msg):gmatch("[^\n]+") do lines[#lines + 1] = "# " .. line end
+    end
+    lines[#lines + 1] = "1.." .. n
+    write(table.concat(lines, "\n") .. "\n")
   end
-  if not ok then
-    require("dbtool.cli").report(err, l.name)
-  end
+  if not ok then require("dbtool.cli").report(err, l.name) end
   if passed then
-    l:notice("all tests passed")
+    l:notice("all tests passed (%s)", ui.duration(core.now() - t0))
   else
     l:error("tests failed")
   end
@@ -273,80 +423,91 @@ end
 -- ---------------------------------------------------------------- deploy / check
 
 --- Start (or reuse) the local cluster as postgres-init would; returns the cluster handle.
-function M.start_cluster(_ctx, opts)
-  local cluster = require "dbtool.cluster"
-  return cluster.start_from_env(opts or {})
+function M.start_cluster(_, opts)
+  return require("dbtool.cluster").start_from_env(opts or {})
 end
 
---- deploy: cluster, hydrate, patch (each optional), then stop with opts.cleanup.
-function M.deploy(ctx, opts)
-  opts = opts or {}
-  local l = ctx.log or log.ns("db deploy")
-  local timings = {}
-  local t0 = core.now()
-  hook(ctx, "before_deploy", ctx)
-  local dt, handle = timed(M.start_cluster, ctx, { reuse = opts.reuse, log = l })
-  timings[#timings + 1] = "cluster " .. ui.duration(dt)
-  local sub = setmetatable({ url = ctx.url or handle.url }, { __index = ctx })
+-- hydrate then patch on the cluster `handle`, as phases of `ph`; returns the sub-context.
+local function fill(ctx, handle, ph, opts)
+  local sub = setmetatable({ url = handle.url, phases = ph, cluster = handle }, { __index = ctx })
   if not opts.no_hydrate then
     sub.log = log.ns("db hydrate")
-    local dt_h = M.hydrate(sub, { mock = opts.mock, no_hook = opts.no_hook })
-    timings[#timings + 1] = "hydrate " .. ui.duration(dt_h)
+    M.hydrate(sub, { mock = opts.mock })
   end
   if not opts.no_patch then
     sub.log = log.ns("db patch")
-    timings[#timings + 1] = "patch " .. ui.duration(M.patch(sub, {}))
+    M.patch(sub, {})
   end
+  sub.log = ctx.log
+  return sub
+end
+
+--- deploy: start the local cluster (fresh, or reused with opts.reuse / PG_REUSE), hydrate
+--- and patch it (unless opts.no_hydrate / opts.no_patch), then stop it with opts.cleanup.
+--- Returns the cluster handle.
+function M.deploy(ctx, opts)
+  opts = opts or {}
+  local l = ctx.log or log.ns("db deploy")
+  if ctx.url then
+    l:warn("deploy works on the local cluster in %s; the -u URL is not used", env.pg_working_dir())
+  end
+  local ph = M.phases(l, "deploy")
+  hook(ctx, "before_deploy", ctx)
+  local handle = ph:run("cluster", M.start_cluster, ctx, { reuse = opts.reuse, log = l })
+  local sub = fill(ctx, handle, ph, opts)
   hook(ctx, "after_deploy", sub, handle)
   if opts.cleanup then
     l:info("cleanup: stopping postgresql")
-    handle:stop()
+    ph:run("stop", handle.stop, handle)
   end
-  l:notice("deploy done in %s (%s); %s", ui.duration(core.now() - t0), table.concat(timings, ", "),
-    opts.cleanup and "cluster stopped" or ("connect with: psql '" .. handle.url .. "'"))
+  l:notice("deploy done in %s (%s); %s", ui.duration(ph:elapsed()), ph:summary(),
+    opts.cleanup and "cluster stopped" or ((handle.reused and "cluster reused; " or "")
+      .. "connect with: psql '" .. handle.url .. "'"))
   return handle
 end
 
---- check: the whole deploy in an isolated temporary cluster that is always removed.
+--- check: the whole deploy in an isolated temporary cluster (under TMPDIR) that is stopped
+--- and removed however the run ends: success, failure, Ctrl-C. The user's own cluster and
+--- data are not touched. Returns true.
 function M.check(ctx, opts)
   opts = opts or {}
   local l = ctx.log or log.ns("db check")
   local cluster = require "dbtool.cluster"
-  local stdlib = require "posix.stdlib"
   local base = env.get("TMPDIR", "/tmp")
-  local dir = assert(stdlib.mkdtemp(base .. "/db-tool-check-XXXXXX"))
-  local t0 = core.now()
+  local dir, err = require("posix.stdlib").mkdtemp(base .. "/db-tool-check-XXXXXX")
+  if not dir then
+    errors.raise(errors.GENERIC, "cannot create a temporary directory in " .. base .. ": " .. tostring(err),
+      { hint = "check TMPDIR", variable = "TMPDIR" })
+  end
+  local ph = M.phases(l, "check")
   l:info("isolated cluster: %s", dir)
-  local handle
-  return errors.finally(function()
-    if handle then pcall(handle.stop, handle) end
-    pcall(cluster.stop, dir)
-    require("dbtool.core.proc").spawn({ argv = { "rm", "-rf", "--", dir } }):wait()
+  local removed = false
+  local function remove()
+    -- a throw-away cluster: no shutdown checkpoint
+    pcall(cluster.stop, dir, { mode = "immediate" })
+    cluster.rm_rf(dir)
+    removed = true
+  end
+  errors.finally(function()
+    ui.status(nil)
+    if not removed then remove() end
   end, function()
     hook(ctx, "before_check", ctx)
     l:info("check: initializing temporary PostgreSQL cluster")
-    handle = cluster.start {
-      dir = dir,
-      database = env.pg_database(),
-      port = env.pg_port(),
-      logging = false,
-      preload = cluster.preload_from_env and cluster.preload_from_env() or nil,
-      log = l,
-    }
+    local handle = ph:run("cluster", cluster.start, cluster.options_from_env {
+      dir = dir, reuse = false, spare = false, logging = false, log_dir = dir .. "/data/log",
+      -- durability is pointless in a cluster removed at the end
+      settings = { fsync = "off", synchronous_commit = "off", full_page_writes = "off" },
+      log = l, prog = "database check",
+    })
     l:info("check PGURL: %s", handle.url)
-    local sub = setmetatable({ url = handle.url }, { __index = ctx })
-    if not opts.no_hydrate then
-      sub.log = log.ns("db hydrate")
-      M.hydrate(sub, { mock = opts.mock })
-    end
-    if not opts.no_patch then
-      sub.log = log.ns("db patch")
-      M.patch(sub, {})
-    end
+    local sub = fill(ctx, handle, ph, opts)
     hook(ctx, "after_check", sub)
-    l:notice("check: success — deploy completed cleanly in %s", ui.duration(core.now() - t0))
-    return true
+    ph:run("remove", remove)
   end)
+  l:notice("check: success — deploy completed cleanly in %s (%s)", ui.duration(ph:elapsed()),
+    ph:summary())
+  return true
 end
 
 return M

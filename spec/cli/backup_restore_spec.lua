@@ -143,12 +143,13 @@ describe("database backup / normalize-backup / restore", function()
     assert.are.same({}, left)
   end)
 
-  it("restore --archive takes a tar file holding a backup directory", function()
+  it("restore --archive takes a tar file holding a backup directory (progress on a terminal)", function()
     local archive = dir .. "/normalized.tar.gz"
     assert(os.execute("tar -czf " .. t.shq(archive) .. " -C " .. t.shq(dir .. "/proj/focus")
       .. " postgresql-backup-normalized"))
-    local r = db { "restore", "--archive", archive }
+    local r = db({ "restore", "--archive", archive }, { DB_TOOL_TTY = "1" })
     assert.are.equal(0, r.code, r.stderr)
+    assert.matches("\r\27%[Kunpacking [%d.]+ %a+ / [%d.]+ %a+", r.stderr)  -- progress on a terminal
     assert.are.equal("normalized artifact restored",
       query(local_url(), "SELECT label FROM normalize_backup_probe")[1].label)
     assert.are.same({}, tmp_empty())

@@ -190,6 +190,37 @@ describe("dbtool.diff", function()
     end)
   end)
 
+  describe("merging the two sides' data", function()
+    local function side(tables, found)
+      local t = { tables = {}, rows = {}, found = found or {} }
+      for name, rows in pairs(tables) do
+        t.tables[name] = { pattern = '"p"."' .. name .. '"' }
+        t.rows[name] = rows
+      end
+      return t
+    end
+
+    it("takes the union of the immutable tables, sorted by name", function()
+      local a = side { ["s.b"] = { "1" }, ["s.a"] = { "2" } }
+      local b = side { ["s.c"] = { "3" }, ["s.a"] = { "2" } }
+      assert.are.same({ { name = "s.a", a = { "2" }, b = { "2" } }, { name = "s.b", a = { "1" } },
+        { name = "s.c", b = { "3" } } }, diff.merge_data(a, b, nil))
+      assert.are.same({ '"p"."s.a"', '"p"."s.b"', '"p"."s.c"' }, diff.patterns(a, b))
+      assert.are.same({}, diff.patterns(side {}))
+    end)
+
+    it("keeps the --tables order and exits 5 for a name found on neither side", function()
+      local a = side({ ["x.z"] = {}, ["x.a"] = {} }, { z = "x.z", a = "x.a" })
+      local b = side({ ["x.a"] = {} }, { a = "x.a" })
+      local out = diff.merge_data(a, b, { "z", "a" })
+      assert.are.same({ "x.z", "x.a" }, { out[1].name, out[2].name })
+      local ok, e = pcall(diff.merge_data, a, b, { "a", "nope", "gone" })
+      assert.is_false(ok)
+      assert.are.equal(5, e.exit)
+      assert.are.equal("table does not exist on either side: nope, gone", e.msg)
+    end)
+  end)
+
   describe("row rendering", function()
     it("orders by the primary key, identifiers as given (already quoted)", function()
       local sql = diff.rows_sql('public."we\'ird"', { { "id", "N" }, { '"Label"', "S" }, { "ok", "B" } },

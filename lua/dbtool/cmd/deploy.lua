@@ -10,10 +10,20 @@ local M = {
     { "-m", "--mock", help = "hydrate with USE_MOCK=1" },
     { "--reuse", help = "reuse the existing cluster and its data (implies -P -H)" },
   },
+  messages = { unknown = "%s: unknown argument %s", unexpected = "%s: unknown argument %s" },
   help = [[
-Without --reuse (or PG_REUSE) the cluster in PG_WORKING_DIR is created fresh: its data is
-replaced. With --reuse it really is reused (the original tool wiped it unless PG_REUSE was
-already exported). Hooks before_deploy/after_deploy of ${DATABASE_DIR}/db-tool.lua run around it.]],
+Steps: the cluster in PG_WORKING_DIR (default $LOCAL_DIR/focus/postgresql) is started as
+postgres-init does (same environment: PG_PORT, PG_DATABASE, PG_CONF_FILE,
+PG_SHARED_PRELOAD_LIBRARIES, PG_DISABLE_LOGGING, PG_LOG_PATH), then `database hydrate`
+(the hectic bundle, secrets, $DATABASE_SOURCE/entrypoint.sql) and `database patch` (the
+test data) run against it.
+Without --reuse (or PG_REUSE in the environment) the cluster is created fresh: its data is
+replaced. With --reuse it really is reused and keeps its data (the original tool wiped it
+unless PG_REUSE was already exported); like the original, --reuse skips hydrate and patch.
+PG_REUSE in the environment reuses the cluster and still hydrates and patches.
+On a terminal each phase shows its time; a summary line ends the run. A failing step leaves
+the cluster running for inspection. Hooks before_deploy/after_deploy of
+${DATABASE_DIR}/db-tool.lua run around it.]],
 }
 
 function M.run(ctx, opts)

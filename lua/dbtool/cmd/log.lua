@@ -7,21 +7,22 @@ local M = {
   summary = "show the server logs of the local cluster (list, index or name)",
   usage = "database log [list | N | NAME]",
   positionals = { { "which", optional = true } },
+  messages = { unknown = "%s argument %s does not exist", unexpected = "%s: unexpected argument %s" },
   help = [[
   list       number the log files
   N          show the N-th file of the list
   NAME       show the file with that name, or the one file whose name contains NAME
   (nothing)  show all files, oldest first
 
-On a terminal the output goes through $PAGER (default less -R); piped, it is printed.]],
+The files are those of PG_LOG_PATH when set, else $PG_WORKING_DIR/data/log (the logging
+collector's postgresql-<date>.log files and postmaster.log, the server's start-up output).
+On a terminal the output goes through $PAGER (default less -R); piped, it is printed.
+Exit status: 1 when no file matches, 2 when NAME matches several files.]],
 }
 
 --- Directory of the server logs of the cluster in PG_WORKING_DIR.
 function M.dir()
-  local ok, cluster = pcall(require, "dbtool.cluster")
-  local wd = env.pg_working_dir()
-  if ok and type(cluster) == "table" and cluster.log_dir then return cluster.log_dir(wd) end
-  return wd .. "/data/log"
+  return require("dbtool.cluster").log_dir(env.pg_working_dir())
 end
 
 --- Regular files of `dir`, sorted by name (the collector names them by time).
@@ -40,7 +41,7 @@ function M.files(dir)
 end
 
 --- Resolve `which` against the file list: exact name, then index, then unique substring.
---- Returns the name, or nil and a reason ("not found" / "ambiguous: a, b").
+--- Returns the name, or nil, a reason and its kind ("missing" or "ambiguous").
 function M.pick(files, which)
   for _, f in ipairs(files) do
     if f == which then return f end
@@ -48,15 +49,15 @@ function M.pick(files, which)
   local n = which:match("^%d+$") and tonumber(which)
   if n then
     if files[n] then return files[n] end
-    return nil, string.format("index %d is out of range (1-%d)", n, #files)
+    return nil, string.format("index %d is out of range (1-%d)", n, #files), "missing"
   end
   local found = {}
   for _, f in ipairs(files) do
     if f:find(which, 1, true) then found[#found + 1] = f end
   end
   if #found == 1 then return found[1] end
-  if #found == 0 then return nil, "no file name contains '" .. which .. "'" end
-  return nil, "ambiguous: " .. table.concat(found, ", ")
+  if #found == 0 then return nil, "no file name contains '" .. which .. "'", "missing" end
+  return nil, "ambiguous: " .. table.concat(found, ", "), "ambiguous"
 end
 
 local function read(path)
@@ -96,10 +97,12 @@ function M.run(ctx, opts)
     ui.page(table.concat(parts))
     return 0
   end
-  local name, why = M.pick(files, which)
+  local name, why, kind = M.pick(files, which)
   if not name then
-    errors.raise(errors.GENERIC, "log file not found or ambiguous: " .. which .. " (" .. why .. ")",
-      { hint = "use 'database log list' to inspect available files" })
+    errors.raise(kind == "ambiguous" and errors.AMBIGUOUS or errors.GENERIC,
+      "log file not found or ambiguous: " .. which .. " (" .. why .. ")",
+      { hint = kind == "ambiguous" and "give more of the name, or its number from 'database log list'"
+        or "use 'database log list' to inspect available files" })
   end
   ui.page(read(dir .. "/" .. name))
   return 0

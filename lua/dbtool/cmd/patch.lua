@@ -6,10 +6,15 @@ local M = {
   options = {
     { "-e", "--edit", help = "open the file in $EDITOR first, then apply it" },
   },
+  messages = { unknown = "%s argument %s does not exist", unexpected = "%s subcommand %s does not exist" },
   help = [[
 The file is ${PATCH_SQL:-${PROFILE_DIR:-$LOCAL_DIR}/test-data.sql}; it is created empty when
-missing. It runs as a psql script (pg_dump output with COPY blocks works). Output goes to
-PATCH_LOG (or $PG_LOG_PATH/patch.stdout.log) when set.]],
+missing. It runs as a psql script (pg_dump output with COPY blocks works) in one
+transaction: on an error nothing of it is kept. With --edit it is applied after the editor
+($VISUAL, else $EDITOR, else vi) exits successfully. Output goes to PATCH_LOG (or
+$PG_LOG_PATH/patch.stdout.log) when set, else to stdout. Hooks before_patch/after_patch of
+${DATABASE_DIR}/db-tool.lua run around it.
+Database: -u URL, else PGURL, else DB_URL, else the running local cluster (exit 3 if none).]],
 }
 
 function M.run(ctx, opts)

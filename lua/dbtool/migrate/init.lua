@@ -410,7 +410,8 @@ Engine.__index = Engine
 --- over the defaults), vars ({name = value}, psql variables), log (dbtool.log logger),
 --- force (skip the history check), allow_modified, dry_run, out (function(line) for plan
 --- and report output; default stdout), report_errors (false: do not log a failing script's
---- error; it is still the `cause` of the raised "migration failed" error, exit 4).
+--- error; it is still the `cause` of the raised "migration failed" error, exit 4),
+--- progress (false: no progress line on a TTY; for front ends printing their own lines).
 --- Hooks (policy.hooks) receive: before_migrate/after_migrate {plan, dir, done};
 --- before_each/after_each {name, direction, script, index, total; after_each adds
 --- duration (s), outcome = "applied" | "reverted" | "empty" | "skipped"}.
@@ -426,7 +427,7 @@ function M.new(opts)
     vars = opts.vars or {}, log = opts.log or require("dbtool.log").ns("migrate"),
     force = opts.force, allow_modified = opts.allow_modified, dry_run = opts.dry_run,
     out = opts.out or function(line) io.stdout:write(line, "\n") end,
-    report_errors = opts.report_errors,
+    report_errors = opts.report_errors, progress = opts.progress,
   }, Engine)
   return e
 end
@@ -563,7 +564,7 @@ function Engine:prepare(plan)
     local first = f:read("l")
     local rest = first and f:read(4096) or nil
     f:close()
-    s.no_tx = policy_mod.is_no_transaction(self.policy, first)
+    s.no_tx = self.policy.transaction == "none" or policy_mod.is_no_transaction(self.policy, first)
     s.empty = (first == nil or (first:match("^%s*$") and (rest == nil or rest:match("^%s*$")))) and true
       or false
     if s.no_tx and self.policy.transaction == "single" then
@@ -611,7 +612,8 @@ function Engine:run_steps(plan)
   local store, pol, log = self.store, self.policy, self.log
   local ui = require "dbtool.ui"
   local tty = ui.isatty(2)
-  local progress = tty and #plan.steps > 1 and ui.progress("migrating", #plan.steps) or nil
+  local progress = self.progress ~= false and tty and #plan.steps > 1
+    and ui.progress("migrating", #plan.steps) or nil
   local single = pol.transaction == "single"
   local txopts = { lock_timeout = pol.lock_timeout, statement_timeout = pol.statement_timeout,
     migration_mode = pol.migration_mode }

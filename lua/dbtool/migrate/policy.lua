@@ -19,7 +19,9 @@ function M.defaults()
     -- --allow-modified; "warn": log and go on; "off": do not hash at all.
     checksum = "verify",
     -- "migration": one transaction per migration with its bookkeeping row (default);
-    -- "single": the whole run in one transaction (--single-transaction).
+    -- "single": the whole run in one transaction (--single-transaction);
+    -- "none": every script outside a transaction, as if marked no-transaction (rickdb's
+    -- `autocommit = true`), its row recorded afterwards.
     transaction = "migration",
     -- First line of a script that must run outside a transaction (CREATE INDEX
     -- CONCURRENTLY, VACUUM, ALTER TYPE ... ADD VALUE on old servers).
@@ -52,7 +54,7 @@ local ENUMS = {
   ordering = { bytes = true },
   history = { prefix = true, set = true },
   checksum = { verify = true, warn = true, off = true },
-  transaction = { migration = true, single = true },
+  transaction = { migration = true, single = true, none = true },
 }
 
 local HOOKS = { before_migrate = true, after_migrate = true, before_each = true, after_each = true }

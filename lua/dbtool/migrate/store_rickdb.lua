@@ -58,13 +58,15 @@ function Pg:installed()
   return self.conn:exec([[SELECT to_regclass('"_migration"') IS NOT NULL AS ok]])[1].ok
 end
 
---- rick_db's install(): fails when the table exists.
+--- rick_db's install(): fails when the table exists. One transaction.
 function Pg:install()
   if self:installed() then
     errors.raise(errors.GENERIC, "migration table '_migration' already exists")
   end
-  self.conn:exec(M.PG_DDL)
-  if self.checksums then self.conn:exec(M.CHECKSUM_DDL) end
+  require("dbtool.pg").transaction(self.conn, function(c)
+    c:exec(M.PG_DDL)
+    if self.checksums then c:exec(M.CHECKSUM_DDL) end
+  end)
 end
 
 function Pg:init()
@@ -78,10 +80,21 @@ function Pg:ensure()
   if self.checksums then self:ensure_checksums() end
 end
 
+--- Checksums are a bonus: a role that may not create the side table still migrates.
+local function checksums_unavailable(self, err)
+  self.checksums = false
+  self.log:warn("checksums are not kept: cannot create _migration_checksum: %s",
+    errors.is(err) and err.msg or tostring(err))
+end
+
 function Pg:ensure_checksums()
   self.checksums = true
   if not self.conn:exec([[SELECT to_regclass('"_migration_checksum"') IS NOT NULL AS ok]])[1].ok then
-    self.conn:exec(M.CHECKSUM_DDL)
+    local ok, err = errors.try(self.conn.exec, self.conn, M.CHECKSUM_DDL)
+    if not ok then
+      if err.interrupted then error(err, 0) end
+      checksums_unavailable(self, err)
+    end
   end
 end
 
@@ -186,7 +199,13 @@ end
 
 function Sq:ensure_checksums()
   self.checksums = true
-  if not sq_has(self.db, "_migration_checksum") then self.db:exec(M.CHECKSUM_DDL) end
+  if not sq_has(self.db, "_migration_checksum") then
+    local ok, err = errors.try(self.db.exec, self.db, M.CHECKSUM_DDL)
+    if not ok then
+      if err.interrupted then error(err, 0) end
+      checksums_unavailable(self, err)
+    end
+  end
 end
 
 function Sq:has_checksums()

@@ -139,21 +139,22 @@ local Driver = {}
 Driver.__index = Driver
 M.Driver = Driver
 
---- Open `path`. opts: log, create (default true), lock_wait (busy timeout, seconds).
+--- Open `path`. opts: log, create (default true), lock_wait (busy timeout, seconds), uri
+--- (path is a file: URI).
 function M.driver(path, opts, class)
   opts = opts or {}
   local log = opts.log or require("dbtool.log").ns("migrate")
   local sq = sqlite()
   local create = opts.create ~= false
-  if not create then
+  if not create and not opts.uri then
     local st = require("posix.sys.stat").stat(path)
     if not st then
       return setmetatable({ path = path, log = log, engine = "sqlite", absent = true, recheck = true },
         class or Driver)
     end
   end
-  local db, msg = sq.open(path, { create = create, busy_timeout_ms = math.floor((opts.lock_wait
-    or 60) * 1000) })
+  local db, msg = sq.open(path, { create = create, uri = opts.uri == true,
+    busy_timeout_ms = math.floor((opts.lock_wait or 60) * 1000) })
   if not db then
     errors.raise(errors.GENERIC, "cannot open SQLite database " .. tostring(msg))
   end

@@ -203,16 +203,30 @@ local function main_help(proj)
   return table.concat(out, "\n") .. "\n"
 end
 
-local function check_inherits(ctx, tables)
+-- A table name as given to -i: an SQL name (`public.users`, `"Mixed"`), or, as the original
+-- took it, one identifier written as is (`Mixed`).
+local INHERITS_SQL = [[
+SELECT pg_catalog.to_regclass($1) IS NOT NULL
+    OR pg_catalog.to_regclass(pg_catalog.quote_ident($1)) IS NOT NULL AS ok]]
+
+--- `-i TABLE` checks: exit 5 naming every missing table.
+function M.check_inherits(ctx, tables)
   local db = require "dbtool.db"
   local conn <close> = db.connect(ctx)
   local missing = {}
   for _, t in ipairs(tables) do
-    local ok = conn:exec("SELECT to_regclass($1) IS NOT NULL AS ok", t)[1].ok
-    if not ok then missing[#missing + 1] = t end
+    local ok, res = pcall(conn.exec, conn, INHERITS_SQL, t)
+    if not ok then
+      if not (errors.is(res) and res.sqlstate) then error(res, 0) end
+      local okq, quoted = pcall(conn.exec, conn,
+        "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1)) IS NOT NULL AS ok", t)
+      if not (okq and quoted[1].ok) then missing[#missing + 1] = t .. " (" .. res.msg .. ")" end
+    elseif not res[1].ok then
+      missing[#missing + 1] = t
+    end
   end
   if #missing > 0 then
-    errors.raise(errors.NO_TABLE, "table does not exist: " .. table.concat(missing, ", "),
+    errors.raise(errors.NO_TABLE, "-i/--inherits: table does not exist: " .. table.concat(missing, ", "),
       { hint = "check the -i/--inherits arguments (schema-qualified names are allowed)" })
   end
 end
@@ -314,7 +328,7 @@ function M.main(argv)
       return 0
     end
   end
-  if #globals.inherits > 0 then check_inherits(ctx, globals.inherits) end
+  if #globals.inherits > 0 then M.check_inherits(ctx, globals.inherits) end
   return M.execute(entry, ctx, opts)
 end
 
