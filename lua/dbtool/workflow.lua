@@ -83,11 +83,22 @@ function M.output(logvar, name)
   return f, path, true
 end
 
+local SOURCE_NAME = { ["-u"] = "-u/--url", PGURL = "PGURL", DB_URL = "DB_URL" }
+
 local function connect(ctx)
   if ctx.conn then return ctx.conn, false end
   local pg = require "dbtool.pg"
-  local url = require("dbtool.db").require_url(ctx)
-  return pg.connect(url, { log = ctx.log }), true
+  local url, source = require("dbtool.db").require_url(ctx)
+  local ok, conn = pcall(pg.connect, url, { log = ctx.log })
+  if not ok then
+    -- say where a bad or unreachable connection string came from
+    if errors.is(conn) and SOURCE_NAME[source] and not ctx.cluster then
+      local from = "the connection string comes from " .. SOURCE_NAME[source]
+      conn.hint = conn.hint and (conn.hint .. "; " .. from) or ("check it: " .. from)
+    end
+    error(conn, 0)
+  end
+  return conn, true
 end
 
 local function with_conn(ctx, fn)
@@ -285,7 +296,7 @@ end
 function M.is_tap_line(line, started)
   return line:match("^ok %d") ~= nil or line:match("^not ok %d") ~= nil
     or line:match("^%d+%.%.%d+") ~= nil or line:match("^Bail out!") ~= nil
-    or (started and line:match("^#") ~= nil)
+    or (started == true and line:match("^#") ~= nil)
 end
 
 -- First one or two keywords of a statement, upper case, after comments and blanks.
@@ -482,9 +493,19 @@ function M.check(ctx, opts)
   local ph = M.phases(l, "check")
   l:info("isolated cluster: %s", dir)
   local removed = false
-  local function remove()
-    -- a throw-away cluster: no shutdown checkpoint
+  -- a throw-away cluster: no shutdown checkpoint. After a success the files are deleted by a
+  -- detached `rm` that outlives us by a few milliseconds (the result is not kept waiting);
+  -- on a failure or Ctrl-C we wait for the deletion.
+  local function remove(background)
     pcall(cluster.stop, dir, { mode = "immediate" })
+    if background then
+      local p = require("dbtool.core.proc").spawn { argv = { "rm", "-rf", "--", dir }, stdin = "null",
+        stdout = "null", stderr = "null", detach = true }
+      if p then
+        removed = true
+        return
+      end
+    end
     cluster.rm_rf(dir)
     removed = true
   end
@@ -503,7 +524,7 @@ function M.check(ctx, opts)
     l:info("check PGURL: %s", handle.url)
     local sub = fill(ctx, handle, ph, opts)
     hook(ctx, "after_check", sub)
-    ph:run("remove", remove)
+    ph:run("remove", remove, true)
   end)
   l:notice("check: success — deploy completed cleanly in %s (%s)", ui.duration(ph:elapsed()),
     ph:summary())

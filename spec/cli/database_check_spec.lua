@@ -5,8 +5,10 @@ local t = require "testutil"
 local d = require "dbproject"
 local psignal = require "posix.signal"
 
--- nothing of a check left: no directory in `tmp`, no process working in it
+-- nothing of a check left: no directory in `tmp`, no process working in it (after a success
+-- the files are deleted by a detached rm: give it a moment)
 local function assert_nothing_left(tmp)
+  d.wait_for(function() return #d.ls(tmp) == 0 and #d.processes(tmp .. "/db-tool-check-") == 0 end, 10)
   assert.are.same({}, d.ls(tmp))
   assert.are.same({}, d.processes(tmp .. "/db-tool-check-"))
 end
