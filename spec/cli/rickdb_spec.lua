@@ -486,6 +486,37 @@ end }
     assert.are.equal("\27[31mError : invalid command 'lsit'; try 'rickdb help'\27[0m\n", r.stderr)
   end)
 
+  it("never applies a file twice when two runs race on one SQLite database", function()
+    local files = { ["rickdb.toml"] = '[db]\nengine = "sqlite"\ndb_file = "r.db"\n' }
+    for i = 1, 20 do files[string.format("m/%03d.sql",
+      i)] = string.format("CREATE TABLE t%d (x INTEGER);\n", i) end
+    local dir = project(files)
+    assert.are.equal(0, run(dir, { "init" }).code)
+    local proc = require "dbtool.core.proc"
+    local env = require("posix.stdlib").getenv()
+    env.RICKDB_CONFIG = nil
+    local procs = {}
+    for i = 1, 2 do
+      procs[i] = assert(proc.spawn { argv = { t.build .. "/rickdb", "migrate", "m" }, cwd = dir, env = env,
+        stdout = { path = dir .. "/out" .. i }, stderr = { path = dir .. "/err" .. i } })
+    end
+    for i = 1, 2 do
+      local how, code = procs[i]:wait(120)
+      assert.are.equal("exited", how)
+      assert.are.equal(0, code, t.read(dir .. "/err" .. i))
+    end
+    local both = t.read(dir .. "/out1") .. t.read(dir .. "/out2")
+    for i = 1, 20 do
+      local name = string.format("%03d%%.sql", i)
+      local _, ok = both:gsub("Executing " .. name .. "%.%.%. success", "")
+      local _, skip = both:gsub("Executing " .. name .. "%.%.%. skipping, already applied", "")
+      assert.are.equal(1, ok, both)
+      assert.are.equal(1, skip, both)
+    end
+    assert.are.equal(20, #query(dir .. "/r.db", "SELECT DISTINCT name FROM _migration"))
+    assert.are.equal(20, #query(dir .. "/r.db", "SELECT name FROM _migration"))
+  end)
+
   it("opens SQLite URIs (db_file = \"file:...\")", function()
     local dir = project { ["rickdb.toml"] = '[db]\nengine = "sqlite"\ndb_file = "file:u.db?cache=private"\n' }
     local r = run(dir, { "init" })
