@@ -1,6 +1,7 @@
 -- dbtool.testing: cost of a fresh database per test (goal ≤ 50 ms), against baselines run
 -- in the same invocation on the same cluster:
---   * CREATE DATABASE … TEMPLATE template0 (an empty database: the floor of any clone);
+--   * CREATE DATABASE … TEMPLATE template0 (an empty database: the floor of any clone),
+--     and the clone with the server's default strategy (wal_log) instead of file_copy;
 --   * a full deploy per test (bundle + hydrate of examples/ + test data into an empty
 --     database), what a suite without a template would pay.
 -- Measurements alternate between ours and the baseline so that load on the machine hits
@@ -24,24 +25,31 @@ local sizes = suite.admin:exec("SELECT pg_database_size($1) AS t, pg_database_si
 io.stdout:write(string.format("template %.1f MB, template0 %.1f MB\n", sizes.t / 1e6, sizes.z / 1e6))
 
 -- 1. one clone, synchronously, vs CREATE DATABASE from template0 (interleaved)
-local ours, base = {}, {}
+local ours, base, wal = {}, {}, {}
 local k = 0
 for i = 1, N + 2 do
   local t = core.now()
   suite:create_database("sync_" .. i)
   local d1 = core.now() - t
   suite:drop_database("sync_" .. i)
+  t = core.now()
+  suite.admin:exec("CREATE DATABASE wal_" .. i .. " TEMPLATE " .. testing.TEMPLATE
+    .. (suite.server_version >= 150000 and " STRATEGY wal_log" or ""))
+  local d3 = core.now() - t
+  suite.admin:exec("DROP DATABASE wal_" .. i)
   k = k + 1
   t = core.now()
-  suite.admin:exec("CREATE DATABASE empty_" .. k .. " TEMPLATE template0")
+  suite.admin:exec("CREATE DATABASE empty_" .. k .. " TEMPLATE template0" .. suite:strategy_clause())
   local d2 = core.now() - t
   suite.admin:exec("DROP DATABASE empty_" .. k)
   if i > 2 then
-    ours[#ours + 1], base[#base + 1] = d1, d2
+    ours[#ours + 1], base[#base + 1], wal[#wal + 1] = d1, d2, d3
   end
 end
 bench.report("clone of the template (synchronous)", median(ours), median(base),
   "≤ 50 ms; baseline CREATE DATABASE from template0")
+bench.report("clone, strategy file_copy vs wal_log", median(ours), median(wal),
+  "baseline the server's default strategy")
 local sync_median = median(ours)
 
 -- 2. what a database per test adds to a test's time. A test here connects and runs three
@@ -98,7 +106,7 @@ local M = math.max(3, N // 6)
 for i = 1, M do
   local name = "deploy_" .. i
   local t = core.now()
-  suite.admin:exec("CREATE DATABASE " .. name .. " TEMPLATE template0")
+  suite.admin:exec("CREATE DATABASE " .. name .. " TEMPLATE template0" .. suite:strategy_clause())
   local url = suite.cluster:db_url(name)
   env.set("LOCAL_DIR", project)
   env.set("HYDRATE_LOG", "/dev/null")

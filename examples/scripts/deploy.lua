@@ -31,9 +31,9 @@ if opts.help then
   return 0
 end
 
--- the project this script belongs to: scripts/.. (so it works from any directory)
-local here = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/.."
-if not dbtool.env.get("LOCAL_DIR") then dbtool.env.set("LOCAL_DIR", here) end
+-- the project this script belongs to, scripts/.., unless LOCAL_DIR says otherwise: so that
+-- it works from any directory
+if not dbtool.env.get("LOCAL_DIR") then dbtool.project.use((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/..") end
 
 local url = opts.url or dbtool.env.get("DB_URL") or dbtool.db.require_url()
 

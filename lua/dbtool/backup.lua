@@ -398,7 +398,7 @@ function M.migrate(url, dir, opts)
       if eng.dir_missing then
         opts.log:warn("migration directory not found: %s (set MIGRATION_DIR); no migrations applied", dir)
       end
-      store:init()
+      store:ensure()
       return "none in " .. dir
     end
     local r = eng:migrate { kind = "up", n = "all" }

@@ -597,6 +597,11 @@ function M.run(ctx, opts)
     for _, j in pairs(jobs) do j:abort() end
     for _, c in pairs(conns) do pcall(c.close, c) end
     env.set("HYDRATE_LOG", saved_hydrate_log)
+    -- both servers are told to stop first, so that they shut down at the same time
+    for _, d in pairs(dirs) do
+      local st = select(2, pcall(cluster.status, d))
+      if type(st) == "table" and st.pid then pcall(require("posix.signal").kill, st.pid, 2) end
+    end
     for _, d in pairs(dirs) do
       local ok, err = pcall(cluster.stop, d, { lock = false })
       if not ok then l:warn("stopping the cluster in %s: %s", d, errors.wrap(err).msg) end
@@ -651,9 +656,11 @@ function M.run(ctx, opts)
       error(herr, 0)
     end
     do
+      -- as `migrator init` after hydrate: hectic.migration with the migrator's columns (the
+      -- bundle itself was just applied by hydrate: only checked here, not applied again)
       local migrate = require "dbtool.migrate"
       local store <close> = migrate.open_store("hectic", hb.url, { log = l })
-      store:init()
+      store:ensure()
     end
     -- its rows and schema dump now, while the backup side is still being prepared
     conns.b = pg.connect(hb.url, { log = l, quiet = true })

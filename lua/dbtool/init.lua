@@ -228,15 +228,8 @@ function M.command(name, a)
   return errors.finally(function()
     for var, v in pairs(saved) do env.set(var, v or nil) end
   end, function()
-    if #ctx.inherits > 0 then
-      -- as `database -i TABLE`: exit 5 when a table is missing
-      local conn <close> = require("dbtool.db").connect(ctx)
-      for _, t in ipairs(ctx.inherits) do
-        if not conn:exec("SELECT to_regclass($1) IS NOT NULL AS ok", t)[1].ok then
-          errors.raise(errors.NO_TABLE, "table does not exist: " .. t)
-        end
-      end
-    end
+    -- as `database -i TABLE`: exit 5 when a table is missing
+    if #ctx.inherits > 0 then database.check_inherits(ctx, ctx.inherits) end
     return database.exit_code(database.execute(entry, ctx, opts))
   end)
 end

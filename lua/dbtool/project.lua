@@ -222,6 +222,22 @@ function M.reset()
   cache = {}
 end
 
+--- Make `dir` the project of this process (a script working on a project it was not started
+--- in): LOCAL_DIR = dir for this process and its children (DATABASE_DIR, MIGRATION_DIR,
+--- DATABASE_SOURCE and PATCH_SQL then derive from it), its lua/ first on the module path,
+--- and its db-tool.lua the project file. Modules already loaded stay as they are. Returns
+--- the project (nil when dir has no db-tool.lua).
+function M.use(dir)
+  if dir:sub(1, 1) ~= "/" then dir = (require("dbtool.core").getcwd() or ".") .. "/" .. dir end
+  env.set("LOCAL_DIR", dir)
+  for _, k in ipairs { "DATABASE_DIR", "MIGRATION_DIR", "DATABASE_SOURCE", "PATCH_SQL" } do
+    env.set(k, nil)
+  end
+  require("dbtool.loader").configure { database_dir = env.database_dir() }
+  cache = {}
+  return M.load()
+end
+
 local function call_hook(name, fn, ...)
   local res = table.pack(xpcall(fn, errors.handler, ...))
   if res[1] then return table.unpack(res, 2, res.n) end

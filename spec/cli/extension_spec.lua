@@ -407,6 +407,26 @@ return code + tonumber(arg[4] or "0")
       assert.matches("unknown subcommand 'nosuch'", r.stderr)
     end)
 
+    it("dbtool.project.use(dir) makes another directory the project of a script", function()
+      local dir = project {
+        ["db/db-tool.lua"] = "return { commands = { hello = function() print('hello from the project') end } }\n",
+        ["db/lua/dbtool/cmd/greet.lua"] = "return { name = 'greet', run = function() print('greet override') end }\n",
+      }
+      local script = t.write(t.tmpdir("elsewhere") .. "/use.lua", [[
+local dbtool = require "dbtool"
+assert(not pcall(dbtool.commands.hello, {}))      -- not the project yet
+local p = dbtool.project.use(arg[1])
+assert(p and p.commands.hello)
+assert(dbtool.commands.hello {} == 0)
+assert(dbtool.commands.greet {} == 0)
+print(dbtool.env.get("LOCAL_DIR") == arg[1], dbtool.env.database_dir() == arg[1] .. "/db")
+]])
+      local r = t.run { argv = { "db-tool", "run", script, dir }, cwd = "/",
+        env = envfor(dir, { LOCAL_DIR = false, PG_WORKING_DIR = false }) }
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal("hello from the project\ngreet override\ntrue\ttrue\n", r.stdout)
+    end)
+
     it("a #!/usr/bin/env db-tool script runs with the same API", function()
       local url = t.fresh_db("shebang")
       local dir = project { ["scripts/s"] = "#!/usr/bin/env db-tool\n" .. SCRIPT }
@@ -441,15 +461,28 @@ describe("items", function()
 end)
 ]],
       }
+      -- a second suite whose project does not deploy: its tests error, with the SQL error's place
+      local broken = project { ["db/src/entrypoint.sql"] = "SELECT 1;\nSELECT * FROM nowhere;\n" }
+      t.write(dir .. "/spec/broken_spec.lua", ([[
+local testing = require "dbtool.testing"
+describe("broken", function()
+  local db = testing.suite { dir = %q }
+  it("never runs", function() assert(db) end)
+end)
+]]):format(broken))
       local tmp = t.tmpdir("busted")
       local r = t.run { argv = { "busted", "--lua=" .. t.bin, "-o", "TAP", "spec" }, cwd = dir,
         env = envfor(dir, { TMPDIR = tmp, LOCAL_DIR = false, PG_WORKING_DIR = false }), timeout = 300 }
       assert.are.equal(1, r.code, r.stdout .. r.stderr)
-      assert.matches("ok 1 %- items sees the test data", r.stdout)
-      assert.matches("ok 2 %- items changes only its own database", r.stdout)
-      assert.matches("ok 3 %- items starts again from the template", r.stdout)
-      assert.matches("not ok 4 %- items reports a failing assertion", r.stdout)
-      assert.matches('"zwei"', r.stdout)
+      assert.matches("\nok %d %- items sees the test data", r.stdout)
+      assert.matches("\nok %d %- items changes only its own database", r.stdout)
+      assert.matches("\nok %d %- items starts again from the template", r.stdout)
+      assert.matches("\nnot ok %d %- items reports a failing assertion", r.stdout)
+      assert.matches("spec/item_spec%.lua:15: rows of: SELECT label FROM item ORDER BY id\n# expected: "
+        .. "{ { \"one\" }, { \"zwei\" } }\n# actual:   { { \"one\" }, { \"two\" } }", r.stdout)
+      assert.matches("not ok %d %- broken lazy_setup", r.stdout)
+      assert.not_matches("never runs", r.stdout)
+      assert.matches("entrypoint%.sql:2:15: relation \"nowhere\" does not exist", r.stdout .. r.stderr)
       -- everything the suite created is gone: no directory, no server left running
       local left = t.run { argv = { "sh", "-c", "ls -A " .. t.shq(tmp) } }
       assert.are.equal("", left.stdout)

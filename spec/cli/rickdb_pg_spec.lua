@@ -79,6 +79,22 @@ describe("rickdb (CLI, PostgreSQL)", function()
     assert.are.same({ "name", "text", "NO" }, { cols[3].column_name, cols[3].data_type, cols[3].is_nullable })
     assert.are.equal(3, #cols)
 
+    -- the argument errors, on this engine too
+    local errs = {
+      { { "check" }, "Error : missing path to migration files\n" },
+      { { "migrate" }, "Error : missing path to migration files\n" },
+      { { "check", "rickdb.toml" }, "Error : migration path must be a directory\n" },
+      { { "migrate", "nowhere" }, "Error : migration path must be a directory\n" },
+      { { "flatten" }, "Error : missing name for flattened migration to be inserted\n" },
+      { { "dto" }, "Error : Missing table name\n" },
+      { { "dto", "page" }, "Error : Missing output file\n" },
+      { { "dto", "nope", "nope.py" }, "Error : Database object 'nope' not found\n" },
+    }
+    for _, c in ipairs(errs) do
+      r = run(dir, c[1])
+      assert.are.equal(252, r.code, table.concat(c[1], " "))
+      assert.are.equal(c[2], r.stderr:match("^[^\n]*\n"), table.concat(c[1], " "))
+    end
     r = run(dir, { "check", "m" })
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal("Checking 001.sql... new migration\nChecking 002.sql... new migration\n"

@@ -152,7 +152,11 @@ return { hooks = { after_each_migration = function(i) table.insert(_G.API_SPEC_S
       assert.are.equal(9, e.exit)
       assert.matches("unknown option 'nope'", e.msg)
       assert.are.equal(9, fails(dbtool.commands.sql, { "--nope" }).exit)
-      assert.are.equal(3, fails(dbtool.commands.sql, { url = t.fresh_db("apimiss") }).exit)
+      local url = t.fresh_db("apimiss")
+      assert.are.equal(3, fails(dbtool.commands.sql, { url = url }).exit)
+      e = fails(dbtool.commands.sql, { command = "SELECT 1", url = url, inherits = "no_such_table" })
+      assert.are.equal(5, e.exit)
+      assert.matches("no_such_table", e.msg)
       assert.has_error(function() dbtool.commands.x = 1 end)
     end)
 

@@ -209,7 +209,8 @@ local INHERITS_SQL = [[
 SELECT pg_catalog.to_regclass($1) IS NOT NULL
     OR pg_catalog.to_regclass(pg_catalog.quote_ident($1)) IS NOT NULL AS ok]]
 
-local function check_inherits(ctx, tables)
+--- `-i TABLE` checks: exit 5 naming every missing table.
+function M.check_inherits(ctx, tables)
   local db = require "dbtool.db"
   local conn <close> = db.connect(ctx)
   local missing = {}
@@ -327,7 +328,7 @@ function M.main(argv)
       return 0
     end
   end
-  if #globals.inherits > 0 then check_inherits(ctx, globals.inherits) end
+  if #globals.inherits > 0 then M.check_inherits(ctx, globals.inherits) end
   return M.execute(entry, ctx, opts)
 end
 
