@@ -15,7 +15,8 @@
 -- (function(res, info)), on_statement (function(text, where) → the text to send instead, or
 -- nil to send it as is), log (a dbtool.log logger), cwd (base of relative paths and \i),
 -- name (display name of a string script).
--- summary: {statements =, errors =, files =, time =, rolled_back = bool}.
+-- summary: {statements =, errors =, files =, time =, rolled_back = bool, buffer_peak = the
+-- largest input buffer held, in bytes (about 2 × CHUNK, or the longest statement line)}.
 -- SQL and meta-command errors raise dbtool.errors values (exit 1) with where =
 -- "file:line:col", excerpt (statement lines with a caret, the include chain), sqlstate,
 -- detail, hint, context, includes = {{file =, line =, command =}, ...}.
@@ -344,12 +345,13 @@ local function refill(F, keep)
     F.base = F.base + keep - 1
   end
   F.pos = 1
+  if #F.buf > F.stats.buffer_peak then F.stats.buffer_peak = #F.buf end
   return true
 end
 
 local function make_file(R, name, f, dir)
   return {
-    name = name, f = f, dir = dir, buf = "", pos = 1, base = 0, eof = f == nil,
+    name = name, f = f, dir = dir, buf = "", pos = 1, base = 0, eof = f == nil, stats = R.stats,
     line = 1, lpos = 1, lstart = 1,
     sc = sqlscan.new { std_strings = R.std_strings },
     st = new_statement(), cond = {},
@@ -539,11 +541,28 @@ local function copy_in(R, F)
   F.pos = (nl or #F.buf) + 1
   R.copy_line = locate(F, F.base + F.pos)
   local ok, err = pcall(function()
+    local midline = false   -- F.pos is inside a data line already partly sent
     while true do
-      local found, dend, resume = copy_scan(F.buf, F.pos, F.eof)
-      if dend >= F.pos then conn:put_copy_data(F.buf:sub(F.pos, dend)) end
-      F.pos = resume
-      if found or F.eof then break end
+      if midline then
+        local e = F.buf:find("\n", F.pos, true) or #F.buf
+        if e >= F.pos then conn:put_copy_data(F.buf:sub(F.pos, e)) end
+        midline = F.buf:byte(e) ~= 10
+        F.pos = e + 1
+      end
+      if not midline then
+        local found, dend, resume = copy_scan(F.buf, F.pos, F.eof)
+        if dend >= F.pos then conn:put_copy_data(F.buf:sub(F.pos, dend)) end
+        F.pos = resume
+        if found then break end
+        -- what is left is the start of a line: send it now unless it may be the end marker
+        -- (`\.`, `\.\r`), so that a long line does not pile up in the buffer
+        if F.pos <= #F.buf and (#F.buf - F.pos >= 3 or F.buf:byte(F.pos) ~= 92) then
+          conn:put_copy_data(F.buf:sub(F.pos))
+          F.pos = #F.buf + 1
+          midline = true
+        end
+      end
+      if F.eof then break end
       refill(F, F.pos)
     end
   end)
@@ -902,6 +921,7 @@ function run_file(R, path, text, opened)
     F = make_file(R, path, nil, R.cwd)
     F.buf = text
     F.eof = true
+    if #text > R.stats.buffer_peak then R.stats.buffer_peak = #text end
   elseif path == "-" then
     F = make_file(R, "<stdin>", io.stdin, R.cwd)
     F.keep_open = true
@@ -948,7 +968,7 @@ local function run(conn, opts, path, text)
     on_result = opts.on_result,
     on_statement = opts.on_statement,
     std_strings = true,
-    stats = { statements = 0, errors = 0, files = 0 },
+    stats = { statements = 0, errors = 0, files = 0, buffer_peak = 0 },
   }
   local stop_default = opts.on_error_stop ~= false
   R.vars.ON_ERROR_STOP = stop_default and "on" or "off"

@@ -455,6 +455,48 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal(5000, value(conn, "SELECT count(*) FROM d"))
     end)
 
+    it("streams a data line longer than the read buffer without holding it (bytea/text rows of MBs)", function()
+      local conn <close> = fresh()
+      local d = testutil.tmpdir("copylong")
+      local long = string.rep("0123456789", 200000)          -- a 2 MB field
+      local f = testutil.write(d .. "/long.sql", "CREATE TABLE c (a int, b text);\nCOPY c FROM stdin;\n" ..
+        "1\t" .. long .. "\n2\t\\\\.\n3\t" .. long .. "\n\\.\nSELECT nope;\n")
+      local saved = sqlrun.CHUNK
+      sqlrun.CHUNK = 4096
+      local ok, e = pcall(sqlrun.file, conn, f)
+      sqlrun.CHUNK = saved
+      assert.is_false(ok)
+      assert.equal(f .. ":7:8", e.where)
+      assert.equal("1:2000000 2:2 3:2000000",
+        value(conn, "SELECT string_agg(a || ':' || length(b), ' ' ORDER BY a) FROM c"))
+      assert.equal(long, value(conn, "SELECT b FROM c WHERE a = 3"))
+      -- the input buffer stays about two chunks whatever the length of a line
+      local f2 = testutil.write(d .. "/ok.sql", "CREATE TABLE c (a int, b text);\nCOPY c FROM stdin;\n1\t" ..
+        long .. "\n\\.\n")
+      local c2 <close> = fresh()
+      sqlrun.CHUNK = 4096
+      local s = sqlrun.file(c2, f2)
+      sqlrun.CHUNK = saved
+      assert.is_true(s.buffer_peak <= 3 * 4096, "input buffer grew to " .. s.buffer_peak .. " bytes")
+      assert.equal(#long, value(c2, "SELECT length(b) FROM c"))
+    end)
+
+    it("finds the end of data and line starts split anywhere between reads", function()
+      local d = testutil.tmpdir("copysplit")
+      local f = testutil.write(d .. "/s.sql", "CREATE TABLE c (b text, a int);\nCOPY c FROM stdin;\n" ..
+        "ab.\t1\n\\\\.\t2\n\\\\.x\t3\n\\N\t4\n\\.\r\nSELECT 1;\n")
+      local saved = sqlrun.CHUNK
+      for _, size in ipairs { 1, 2, 3, 4, 5, 7, 4096 } do
+        local conn <close> = fresh()
+        sqlrun.CHUNK = size
+        local ok, s = pcall(sqlrun.file, conn, f)
+        sqlrun.CHUNK = saved
+        assert.is_true(ok, tostring(s and s.msg or s))
+        assert.equal(3, s.statements)
+        assert.equal("ab.|\\.|\\.x|NULL", value(conn, "SELECT string_agg(coalesce(b, 'NULL'), '|' ORDER BY a) FROM c"))
+      end
+    end)
+
     it("ends the data at the end of the file without \\.", function()
       local conn <close> = fresh()
       sqlrun.string(conn, "CREATE TABLE c (a int);\nCOPY c FROM stdin;\n1\n2\n")
