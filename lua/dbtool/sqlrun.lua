@@ -353,7 +353,7 @@ local function make_file(R, name, f, dir)
   return {
     name = name, f = f, dir = dir, buf = "", pos = 1, base = 0, eof = f == nil, stats = R.stats,
     line = 1, lpos = 1, lstart = 1,
-    sc = sqlscan.new { std_strings = R.std_strings },
+    sc = sqlscan.new { std_strings = R.std_strings }, std_strings = R.std_strings,
     st = new_statement(), cond = {},
   }
 end
@@ -576,13 +576,11 @@ local function copy_in(R, F)
   end
 end
 
-local function update_std_strings(R, F, text)
-  if not text:lower():find("standard_conforming_strings", 1, true) then return end
-  local ok, res = pcall(R.conn.exec, R.conn, "SHOW standard_conforming_strings")
-  if ok and res and res[1] then
-    R.std_strings = res[1][1] == "on"
-    F.sc:set_std_strings(R.std_strings)
-  end
+-- standard_conforming_strings as the server reports it (ParameterStatus, as psql reads it):
+-- SET, set_config(), RESET, a rolled-back SET LOCAL all change how backslashes in '' lex.
+local function update_std_strings(R)
+  local v = R.conn:parameter_status("standard_conforming_strings")
+  if v then R.std_strings = v ~= "off" end
 end
 
 -- Send one statement (text) and drain its results.
@@ -611,9 +609,9 @@ local function execute(R, F, st, text)
     else
       if R.on_result then R.on_result(res, { where = R.current, statement = text }) end
       if R.print_results then print_result(R, res) end
-      if res.command == "SET" or res.command == "RESET" then update_std_strings(R, F, text) end
     end
   end
+  update_std_strings(R)
   if perr then fail(R, sql_error(R, F, st, text, perr)) end
   -- what followed the COPY statement on its line
   if rest then run_cursor(R, F, rest) end
@@ -853,6 +851,10 @@ function run_cursor(R, F, C)
   local sc = F.sc
   local sp = C.pos          -- start of the statement text not yet added
   while true do
+    if F.std_strings ~= R.std_strings then   -- changed by a statement (of any file)
+      F.std_strings = R.std_strings
+      sc:set_std_strings(F.std_strings)
+    end
     local kind, p, q, start, name, vkind = sc:scan(C.buf, C.pos, C.eof)
     local act = active(F)
     if start ~= true then
@@ -967,7 +969,7 @@ local function run(conn, opts, path, text)
     print_results = opts.print_results,
     on_result = opts.on_result,
     on_statement = opts.on_statement,
-    std_strings = true,
+    std_strings = conn:parameter_status("standard_conforming_strings") ~= "off",
     stats = { statements = 0, errors = 0, files = 0, buffer_peak = 0 },
   }
   local stop_default = opts.on_error_stop ~= false

@@ -408,6 +408,33 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal("42601", e.sqlstate)
     end)
 
+    it("lexes '' as the server's standard_conforming_strings says, however it changed", function()
+      local conn <close>, url = fresh()
+      local d = testutil.tmpdir("stdstr")
+      testutil.write(d .. "/off.sql", "SELECT set_config('standard_conforming_strings', 'off', false);\n")
+      local main = testutil.write(d .. "/main.sql", table.concat({
+        "CREATE TABLE s (n int, v text);",
+        "\\ir off.sql",                                        -- set_config in an included file
+        "INSERT INTO s SELECT 1, 'it\\'s; one';",
+        "BEGIN;",
+        "SET LOCAL standard_conforming_strings = on;",
+        "INSERT INTO s VALUES (2, 'c:\\');",
+        "ROLLBACK;",                                           -- back to off
+        "INSERT INTO s SELECT 3, 'it\\'s; three';",
+        "RESET standard_conforming_strings;",                  -- on
+        "INSERT INTO s VALUES (4, 'c:\\');",
+      }, "\n"))
+      sqlrun.file(conn, main, { log = (capture_log()) })
+      assert.equal("1=it's; one|3=it's; three|4=c:\\",
+        value(conn, "SELECT string_agg(n || '=' || v, '|' ORDER BY n) FROM s"))
+      -- a database whose default is off: the lexer starts off
+      local dbname = url:match("^postgresql:///([^?]+)")
+      conn:exec('ALTER DATABASE "' .. dbname .. '" SET standard_conforming_strings = off')
+      local c2 <close> = testutil.connect(url)
+      sqlrun.string(c2, "INSERT INTO s SELECT 5, 'a\\'; b';", { log = (capture_log()) })
+      assert.equal("a'; b", value(c2, "SELECT v FROM s WHERE n = 5"))
+    end)
+
     it("provides DBNAME, USER, PORT like psql", function()
       local conn <close>, url = fresh()
       local out, text = collector()
