@@ -988,7 +988,10 @@ local function run(conn, opts, path, text)
   conn:on_notice(function(n)
     local level = ({ WARNING = "warn", NOTICE = "info", INFO = "info", LOG = "debug",
       DEBUG = "debug" })[n.severity] or "info"
-    R.log[level](R.log, "%s: %s: %s", R.current or (path or "sql"), n.severity or "NOTICE", n.msg)
+    local l = R.log[level]
+    l(R.log, "%s: %s: %s", R.current or (path or "sql"), n.severity or "NOTICE", n.msg)
+    if n.detail then l(R.log, "detail: %s", n.detail) end
+    if n.hint then l(R.log, "hint: %s", n.hint) end
   end)
   local began = false
   if opts.single_transaction and conn:transaction_status() == "idle" then
@@ -996,6 +999,7 @@ local function run(conn, opts, path, text)
     began = true
   end
   local ok, err = errors.try(run_file, R, path, text)
+  R.current = nil           -- notices of the COMMIT below belong to no statement
   if ok and began then
     local res
     ok, res = errors.try(conn.exec, conn, "COMMIT")

@@ -628,9 +628,13 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
     it("routes notices to the log with the statement's location", function()
       local conn <close> = fresh()
       local l, lines = capture_log()
-      sqlrun.string(conn, "SELECT 1;\nDO $$ BEGIN RAISE NOTICE 'hello'; RAISE WARNING 'careful'; END $$;",
-        { name = "n.sql", log = l })
-      assert.same({ "info: n.sql:2: NOTICE: hello", "warn: n.sql:2: WARNING: careful" }, lines)
+      sqlrun.string(conn, "SELECT 1;\nDO $$ BEGIN RAISE NOTICE 'hello'; RAISE WARNING 'careful'; END $$;\n" ..
+        "DO $$ BEGIN RAISE NOTICE 'with more' USING DETAIL = 'the detail', HINT = 'the hint'; END $$;\n" ..
+        "COMMIT;", { name = "n.sql", log = l, single_transaction = true })
+      assert.same({ "info: n.sql:2: NOTICE: hello", "warn: n.sql:2: WARNING: careful",
+        "info: n.sql:3: NOTICE: with more", "info: detail: the detail", "info: hint: the hint",
+        -- the script's COMMIT ended the transaction: ours finds none (as with psql -1)
+        "warn: n.sql: WARNING: there is no transaction in progress" }, lines)
     end)
   end)
 
