@@ -92,16 +92,22 @@ local function where_of(F, line, col)
   return string.format("%s:%d:%d", F.name, line, col)
 end
 
--- "  12 | text" lines; caret under character `col` of the last line shown.
+-- "  12 | text" lines; caret under character `col` of the last line shown (tabs kept, wide
+-- characters counted as the two columns a terminal shows them in).
 local function caret_line(width, text, col)
-  local prefix = ""
+  local char_width = require("dbtool.ui").char_width
+  local prefix = {}
   local i = 1
-  for _, c in utf8.codes(text) do
-    if i >= col then break end
-    prefix = prefix .. (c == 9 and "\t" or " ")
-    i = i + 1
+  if utf8.len(text) then
+    for _, c in utf8.codes(text) do
+      if i >= col then break end
+      prefix[i] = c == 9 and "\t" or string.rep(" ", char_width(c))
+      i = i + 1
+    end
+  else
+    prefix[1] = text:sub(1, col - 1):gsub("[^\t]", " ")
   end
-  return string.rep(" ", width) .. " | " .. prefix .. "^"
+  return string.rep(" ", width) .. " | " .. concat(prefix) .. "^"
 end
 
 local function chain_lines(chain)

@@ -588,6 +588,17 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       local conn <close> = fresh()
       local e = raises(function() sqlrun.string(conn, "SELECT 'ééé', nope;") end)
       assert.equal("<string>:1:15", e.where)
+      -- the caret sits under the column in a terminal: wide characters take two columns
+      e = raises(function() sqlrun.string(conn, "SELECT 1,\n\t'é漢字😀', nope;") end)
+      assert.equal("<string>:2:10", e.where)
+      assert.equal("1 | SELECT 1,\n2 | \t'é漢字😀', nope;\n  | \t           ^", e.excerpt)
+      -- a script in another client encoding (not UTF-8): columns in bytes, no crash
+      e = raises(function()
+        sqlrun.string(conn, "SET client_encoding = 'LATIN1';\nSELECT 'caf\xe9', nope;", { name = "l1.sql" })
+      end)
+      assert.equal(1, e.exit)
+      assert.equal("l1.sql:2:16", e.where)
+      assert.equal("2 | SELECT 'caf\xe9', nope;\n  |                ^", e.excerpt)
       e = raises(function() sqlrun.string(conn, "SELECT 1;\n\n   SELECT 1/0;") end)
       assert.equal("<string>:3:4", e.where)
       assert.equal("22012", e.sqlstate)
