@@ -5,9 +5,8 @@
  *     Copies the tree `src` to `dst` (which must not exist): directories, regular files
  *     and symbolic links, with their permission bits; owner and times are not kept (the
  *     copy belongs to us). File data goes through copy_file_range (in the kernel, no user
- *     buffer), large files keep their holes (SEEK_DATA/SEEK_HOLE), so a preallocated WAL
- *     segment that is mostly zeros costs what its data costs. Sockets and FIFOs are
- *     skipped. On failure `dst` is left partial: the caller removes it.
+ *     buffer; pread/pwrite where the kernel cannot). Sockets and FIFOs are skipped. On
+ *     failure `dst` is left partial: the caller removes it.
  *   fs.rmtree(path) → true | nil, msg, errno
  *     Removes a tree without following symbolic links; a missing path is not an error.
  *
@@ -19,7 +18,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -28,7 +26,6 @@
 #include "dbtool.h"
 
 #define FS_MAX_DEPTH 64
-#define FS_HOLES_FROM (1 << 20) /* look for holes in files of 1 MiB and more */
 
 /* Where an operation failed: the path (relative to the tree's root) and errno. */
 typedef struct fs_Walk {
@@ -100,48 +97,6 @@ static int fs_copy_range(int in, int out, off_t off, off_t len) {
   return 0;
 }
 
-static int fs_all_zero(const char *p, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (p[i] != 0)
-      return 0;
-  return 1;
-}
-
-/* Large files (a preallocated WAL segment is 16 MiB, often mostly zeros): blocks of zeros
- * become holes in the copy, whether or not they are holes in the source. */
-static int fs_copy_sparse(int in, int out, off_t size) {
-  static char buf[1 << 16];
-  off_t off = 0;
-  while (off < size) {
-    ssize_t n = pread(in, buf, sizeof buf, off), done = 0;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (n == 0)
-      break;
-    if (!fs_all_zero(buf, (size_t)n)) {
-      while (done < n) {
-        ssize_t m = pwrite(out, buf + done, (size_t)(n - done), off + done);
-        if (m < 0) {
-          if (errno == EINTR) continue;
-          return -1;
-        }
-        done += m;
-      }
-    }
-    off += n;
-  }
-  return ftruncate(out, size);
-}
-
-static int fs_copy_data(int in, int out, off_t size) {
-  if (size < FS_HOLES_FROM)
-    return fs_copy_range(in, out, 0, size);
-  return getenv("FS_SPARSE") ? fs_copy_sparse(in, out, size) : fs_copy_range(in, out, 0, size);
-}
-
 static int fs_copy_file(fs_Walk *w, int sdir, int ddir, const char *name, const struct stat *st) {
   int in, out, rc = 0;
   in = openat(sdir, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -154,7 +109,7 @@ static int fs_copy_file(fs_Walk *w, int sdir, int ddir, const char *name, const 
     close(in);
     return rc;
   }
-  if (st->st_size > 0 && fs_copy_data(in, out, st->st_size) != 0)
+  if (st->st_size > 0 && fs_copy_range(in, out, 0, st->st_size) != 0)
     rc = fs_fail(w, "copy", errno);
   /* the umask may have narrowed the mode given to openat */
   if (rc == 0 && fchmod(out, st->st_mode & 07777) != 0)
@@ -176,26 +131,25 @@ static int fs_copy_link(fs_Walk *w, int sdir, int ddir, const char *name) {
   return 0;
 }
 
-/* Copy the entries of directory sdir into the (existing, empty) directory ddir. Takes
- * ownership of both descriptors. */
-static int fs_copy_dir(fs_Walk *w, int sdir, int ddir, int depth) {
+typedef int (*fs_Visit)(fs_Walk *w, int dirfd, const char *name, void *ud, int depth);
+
+/* Call visit(w, fd, name, ud, depth) for each entry of directory fd (owned: closed here),
+ * with the entry's path in w->path; stops at the first failure. */
+static int fs_each(fs_Walk *w, int fd, int depth, fs_Visit visit, void *ud) {
   DIR *d;
   struct dirent *e;
   int rc = 0;
   if (depth > FS_MAX_DEPTH) {
-    close(sdir);
-    close(ddir);
+    close(fd);
     return fs_fail(w, "descend (too deep)", ELOOP);
   }
-  d = fdopendir(sdir);
+  d = fdopendir(fd);
   if (d == NULL) {
     rc = fs_fail(w, "opendir", errno);
-    close(sdir);
-    close(ddir);
+    close(fd);
     return rc;
   }
   while (rc == 0) {
-    struct stat st;
     long old;
     errno = 0;
     e = readdir(d);
@@ -208,48 +162,47 @@ static int fs_copy_dir(fs_Walk *w, int sdir, int ddir, int depth) {
       continue;
     old = fs_push(w, e->d_name);
     if (old < 0) {
-      rc = fs_fail(w, "copy (path too long)", ENAMETOOLONG);
+      rc = fs_fail(w, "walk (path too long)", ENAMETOOLONG);
       break;
     }
-    if (fstatat(sdir, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) { /* gone meanwhile */
-        fs_pop(w, old);
-        continue;
-      }
-      rc = fs_fail(w, "stat", errno);
-      break;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      int s2, d2;
-      if (mkdirat(ddir, e->d_name, 0700) != 0) {
-        rc = fs_fail(w, "mkdir", errno);
-        break;
-      }
-      s2 = openat(sdir, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-      if (s2 < 0) {
-        rc = fs_fail(w, "open", errno);
-        break;
-      }
-      d2 = openat(ddir, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-      if (d2 < 0) {
-        rc = fs_fail(w, "open copy of", errno);
-        close(s2);
-        break;
-      }
-      rc = fs_copy_dir(w, s2, d2, depth + 1);
-      if (rc == 0 && fchmodat(ddir, e->d_name, st.st_mode & 07777, 0) != 0)
-        rc = fs_fail(w, "chmod", errno);
-    } else if (S_ISREG(st.st_mode)) {
-      rc = fs_copy_file(w, sdir, ddir, e->d_name, &st);
-    } else if (S_ISLNK(st.st_mode)) {
-      rc = fs_copy_link(w, sdir, ddir, e->d_name);
-    } /* sockets, FIFOs, devices: not part of a copy */
+    rc = visit(w, fd, e->d_name, ud, depth);
     if (rc == 0)
       fs_pop(w, old);
   }
-  closedir(d); /* closes sdir */
-  close(ddir);
+  closedir(d); /* closes fd */
   return rc;
+}
+
+/* Copy entry `name` of directory sdir into directory *(int *)ud. */
+static int fs_copy_entry(fs_Walk *w, int sdir, const char *name, void *ud, int depth) {
+  int ddir = *(int *)ud, rc;
+  struct stat st;
+  if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : fs_fail(w, "stat", errno); /* gone meanwhile: fine */
+  if (S_ISREG(st.st_mode))
+    return fs_copy_file(w, sdir, ddir, name, &st);
+  if (S_ISLNK(st.st_mode))
+    return fs_copy_link(w, sdir, ddir, name);
+  if (S_ISDIR(st.st_mode)) {
+    int s2, d2;
+    if (mkdirat(ddir, name, 0700) != 0)
+      return fs_fail(w, "mkdir", errno);
+    s2 = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (s2 < 0)
+      return fs_fail(w, "open", errno);
+    d2 = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (d2 < 0) {
+      rc = fs_fail(w, "open copy of", errno);
+      close(s2);
+      return rc;
+    }
+    rc = fs_each(w, s2, depth + 1, fs_copy_entry, &d2);
+    close(d2);
+    if (rc == 0 && fchmodat(ddir, name, st.st_mode & 07777, 0) != 0)
+      rc = fs_fail(w, "chmod", errno);
+    return rc;
+  }
+  return 0; /* sockets, FIFOs, devices: not part of a copy */
 }
 
 static int fs_result(lua_State *L, fs_Walk *w, const char *root) {
@@ -291,57 +244,25 @@ static int fs_copytree(lua_State *L) {
     close(sdir);
     return fs_result(L, &w, dst);
   }
-  if (fs_copy_dir(&w, sdir, ddir, 0) == 0 && chmod(dst, st.st_mode & 07777) != 0)
+  if (fs_each(&w, sdir, 0, fs_copy_entry, &ddir) == 0 && chmod(dst, st.st_mode & 07777) != 0)
     fs_fail(&w, "chmod", errno);
+  close(ddir);
   return fs_result(L, &w, src);
 }
 
-/* Remove the entries of directory fd (owned), then nothing else: the caller removes it. */
-static int fs_rm_dir(fs_Walk *w, int fd, int depth) {
-  DIR *d;
-  struct dirent *e;
-  int rc = 0;
-  if (depth > FS_MAX_DEPTH) {
-    close(fd);
-    return fs_fail(w, "descend (too deep)", ELOOP);
-  }
-  d = fdopendir(fd);
-  if (d == NULL) {
-    rc = fs_fail(w, "opendir", errno);
-    close(fd);
-    return rc;
-  }
-  while (rc == 0) {
-    long old;
-    errno = 0;
-    e = readdir(d);
-    if (e == NULL) {
-      if (errno != 0)
-        rc = fs_fail(w, "readdir", errno);
-      break;
-    }
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-      continue;
-    old = fs_push(w, e->d_name);
-    if (old < 0) {
-      rc = fs_fail(w, "remove (path too long)", ENAMETOOLONG);
-      break;
-    }
-    if (unlinkat(fd, e->d_name, 0) != 0) {
-      if (errno == EISDIR || errno == EPERM) {
-        int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (sub < 0)
-          rc = fs_fail(w, "open", errno);
-        else if ((rc = fs_rm_dir(w, sub, depth + 1)) == 0 && unlinkat(fd, e->d_name, AT_REMOVEDIR) != 0)
-          rc = fs_fail(w, "rmdir", errno);
-      } else if (errno != ENOENT) {
-        rc = fs_fail(w, "unlink", errno);
-      }
-    }
-    if (rc == 0)
-      fs_pop(w, old);
-  }
-  closedir(d);
+/* Remove entry `name` of directory dir (a directory: its entries first). */
+static int fs_rm_entry(fs_Walk *w, int dir, const char *name, void *ud, int depth) {
+  int sub, rc;
+  if (unlinkat(dir, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EISDIR && errno != EPERM)
+    return fs_fail(w, "unlink", errno);
+  sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (sub < 0)
+    return fs_fail(w, "open", errno);
+  rc = fs_each(w, sub, depth + 1, fs_rm_entry, ud);
+  if (rc == 0 && unlinkat(dir, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+    rc = fs_fail(w, "rmdir", errno);
   return rc;
 }
 
@@ -362,7 +283,7 @@ static int fs_rmtree(lua_State *L) {
     fs_fail(&w, "open", errno);
     return fs_result(L, &w, path);
   }
-  if (fs_rm_dir(&w, fd, 0) == 0 && rmdir(path) != 0 && errno != ENOENT)
+  if (fs_each(&w, fd, 0, fs_rm_entry, NULL) == 0 && rmdir(path) != 0 && errno != ENOENT)
     fs_fail(&w, "rmdir", errno);
   return fs_result(L, &w, path);
 }
