@@ -1152,7 +1152,8 @@ local function launch(o, L)
   local started = os.time()
   local target = { host = L.sock, port = tostring(o.port), dbname = "postgres", user = o.user,
     connect_timeout = "10" }
-  local deadline = core.now() + start_timeout(o)
+  local t_launch = core.now()
+  local deadline = t_launch + start_timeout(o)
   local nap = 0.001
   local function poll()
     while true do
@@ -1160,11 +1161,16 @@ local function launch(o, L)
       -- pg_ctl -w waits for): reading that file is cheap, while a ping makes the server fork
       -- a backend that initialises itself (~25 ms here). So the pid file decides when it
       -- names our process and has a status ("ready", or "standby" for a hot standby, as
-      -- pg_ctl); PQping (libpq loaded only then) when a server writes no status.
+      -- pg_ctl). The status line comes last, after the server has written the rest: a
+      -- server older than PostgreSQL 10 writes none, so after 2 s of a complete file without
+      -- one, PQping decides (libpq is loaded only then).
       local info = M.parse_pidfile(read_file(L.data .. "/postmaster.pid"))
       if info and info.pid == p.pid then
         if info.status == "ready" or info.status == "standby" then return p end
-        if info.status == nil and require("dbtool.core.pg").ping(target) == "ok" then return p end
+        if info.status == nil and info.shmkey and core.now() - t_launch > 2
+          and require("dbtool.core.pg").ping(target) == "ok" then
+          return p
+        end
       end
       if p:wait(0) then
         children[p.pid] = nil
