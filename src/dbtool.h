@@ -46,5 +46,6 @@ int luaopen_dbtool_core_pg(lua_State *L);
 int luaopen_dbtool_core_sqlite(lua_State *L);
 int luaopen_dbtool_core_sodium(lua_State *L);
 int luaopen_dbtool_core_sqlscan(lua_State *L);
+int luaopen_dbtool_core_fs(lua_State *L);
 
 #endif

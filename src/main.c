@@ -274,6 +274,7 @@ static const luaL_Reg host_preload[] = {
   {"dbtool.core.sqlite", luaopen_dbtool_core_sqlite},
   {"dbtool.core.sodium", luaopen_dbtool_core_sodium},
   {"dbtool.core.sqlscan", luaopen_dbtool_core_sqlscan},
+  {"dbtool.core.fs", luaopen_dbtool_core_fs},
   {NULL, NULL}
 };
 

@@ -291,4 +291,42 @@ describe("dbtool.cluster", function()
     assert.are.equal(1, query(h.url, "SELECT count(*)::int AS n FROM pg_database WHERE datname = $1",
       "testdb")[1].n)
   end)
+
+  it("without spare, a fresh cluster takes a copy from the template's pool, refilled in the background",
+    function()
+    local cache = t.tmpdir("cache")
+    local tpl = cluster.template { bindir = cluster.bindir(), database = "testdb", cache = cache }
+    local pool = cluster.pool_dir(tpl)
+    local function ready()
+      local n = 0
+      local ok, names = pcall(require("posix.dirent").dir, pool)   -- (not made yet: an error)
+      for _, name in ipairs(ok and names or {}) do
+        if name:match("^ready%-") then n = n + 1 end
+      end
+      return n
+    end
+    local function wait_filled()
+      local deadline = core.now() + 60
+      repeat core.sleep(0.05) until (ready() == 1 and not cluster.pool_busy(tpl.dir)) or core.now() > deadline
+      assert.are.equal(1, ready(), "the pool was not refilled")
+    end
+    -- the pool is empty: a copy, then the pool is filled behind us
+    local h1, l1 = start(workdir(), { cache = cache })
+    assert.not_matches("template's pool", l1.text())
+    wait_filled()
+    -- the next fresh cluster (another directory) is a rename of that copy
+    local h2, l2 = start(workdir(), { cache = cache })
+    assert.matches("from the template's pool", l2.text())
+    assert.are.equal(1, query(h2.url,
+      "SELECT count(*)::int AS n FROM pg_database WHERE datname = 'testdb'")[1].n)
+    query(h2.url, "CREATE TABLE only_here (x int)")
+    assert.is_false(has_table(h1.url, "only_here"))
+    -- the claimed copy is not shared with anyone: the pool is refilled with a new one, and a
+    -- third cluster made from it does not see the second one's table
+    wait_filled()
+    local h3, l3 = start(workdir(), { cache = cache })
+    assert.matches("from the template's pool", l3.text())
+    assert.is_false(has_table(h3.url, "only_here"))
+    wait_filled()   -- the job writing into the cache must be done before the cache is removed
+  end)
 end)

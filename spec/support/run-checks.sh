@@ -15,6 +15,10 @@ if [ "$(id -u)" = 0 ]; then
   dir=$top
   if ! runuser -u "$user" -- sh -c "test -r '$top/Makefile' && test -x '$top/$BUILD/db-tool' && cd '$top'" 2>/dev/null; then
     dir=$(mktemp -d /tmp/dbtool-check.XXXXXX)
+    # the copy goes when we do (run-busted.sh cleans up its own run on INT/TERM)
+    trap 'rm -rf "$dir"' EXIT
+    trap 'rm -rf "$dir"; exit 130' INT HUP
+    trap 'rm -rf "$dir"; exit 143' TERM
     tar -C "$top" --exclude=./.git -cf - . | tar -C "$dir" -xf -
     chown -R "$user" "$dir"
     chmod 755 "$dir"
@@ -29,9 +33,10 @@ if [ "$(id -u)" = 0 ]; then
       *) root_failed=1 ;;
     esac
   fi
-  exec runuser -u "$user" -- env -u TMPDIR HOME="$(getent passwd "$user" | cut -d: -f6)" \
+  runuser -u "$user" -- env -u TMPDIR HOME="$(getent passwd "$user" | cut -d: -f6)" \
     DB_TOOL_BUILD="$BUILD" DB_TOOL_ROOT_PASSED="$root_passed" DB_TOOL_ROOT_FAILED="$root_failed" \
     ${SPEC:+SPEC="$SPEC"} sh "$dir/spec/support/run-checks.sh" "$@"
+  exit $?
 fi
 
 extra=0
