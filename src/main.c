@@ -27,6 +27,7 @@ static lua_State *host_L = NULL;
 static volatile sig_atomic_t host_signals = 0;      /* signals received */
 static volatile sig_atomic_t host_signo = 0;        /* the first one */
 static volatile sig_atomic_t host_delivered = 0;    /* interrupt error raised already */
+static volatile sig_atomic_t host_deferred = 0;     /* inside core.uninterruptible */
 static void (*host_interrupt_fns[HOST_MAX_INTERRUPT_FNS])(void);
 static int host_ninterrupt_fns = 0;
 
@@ -100,7 +101,7 @@ static void host_raise_interrupt(lua_State *L) {
 }
 
 void dbt_check_interrupt(lua_State *L) {
-  if (host_signals > 0 && !host_delivered)
+  if (host_signals > 0 && !host_delivered && !host_deferred)
     host_raise_interrupt(L);
 }
 
@@ -114,8 +115,9 @@ static void host_on_signal(int signo) {
   host_signals++;
   if (host_signals == 1) {
     host_signo = signo;
-    /* as lua.c's laction: the error is raised by the hook at the next safe point */
-    if (host_L != NULL)
+    /* as lua.c's laction: the error is raised by the hook at the next safe point (or
+       when core.uninterruptible returns) */
+    if (host_L != NULL && !host_deferred)
       lua_sethook(host_L, host_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     for (i = 0; i < host_ninterrupt_fns; i++)
       host_interrupt_fns[i]();
@@ -190,6 +192,28 @@ static int core_check_interrupt(lua_State *L) {
   return 0;
 }
 
+/* core.uninterruptible(fn, ...): call fn(...) with interrupts held back; one that arrives
+   meanwhile is raised as soon as fn is done (by the hook, at the return of this function).
+   For short steps whose result must not be lost, e.g. a resource made and recorded in an
+   upvalue for a cleanup: `core.uninterruptible(function() dir = mkdtemp(t) end)`. Blocking
+   waits inside fn do not end on Ctrl-C. Errors of fn propagate. Returns fn's results. */
+static int core_uninterruptible(lua_State *L) {
+  lua_State *H = host_L != NULL ? host_L : L;      /* the thread the signal handler hooks */
+  int status;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  host_deferred++;
+  /* a signal that came just before (its hook not yet run) waits for the end of fn too */
+  if (lua_gethook(H) == host_hook)
+    lua_sethook(H, NULL, 0, 0);
+  status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  host_deferred--;
+  if (host_deferred == 0 && host_signals > 0 && !host_delivered)
+    lua_sethook(H, host_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (status != LUA_OK)
+    return lua_error(L);
+  return lua_gettop(L);
+}
+
 static int core_exe(lua_State *L) {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -252,6 +276,7 @@ static const luaL_Reg core_funcs[] = {
   {"embedded_list", core_embedded_list},
   {"interrupts", core_interrupts},
   {"check_interrupt", core_check_interrupt},
+  {"uninterruptible", core_uninterruptible},
   {"exe", core_exe},
   {NULL, NULL}
 };

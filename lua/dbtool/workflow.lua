@@ -477,6 +477,51 @@ function M.deploy(ctx, opts)
   return handle
 end
 
+-- Our child processes still working in `dir` (their command line names it, or their working
+-- directory is in it), from /proc: {pid =, comm =}. After an interrupt, a helper (the `cp` of
+-- the template, initdb, a server) can outlive the code that started it for a moment.
+local function children_in(dir)
+  local ok, names = pcall(require("posix.dirent").dir, "/proc")
+  if not ok or not names then return {} end
+  local me = require("posix.unistd").getpid()
+  local out = {}
+  for _, n in ipairs(names) do
+    if n:match("^%d+$") then
+      local f = io.open("/proc/" .. n .. "/stat", "r")
+      local st = f and f:read("a")
+      if f then f:close() end
+      local comm, state, ppid = (st or ""):match("^%d+ %((.*)%) (%a) (%d+) ")
+      if ppid and tonumber(ppid) == me and state ~= "Z" then
+        local c = io.open("/proc/" .. n .. "/cmdline", "r")
+        local cmd = c and c:read("a") or ""
+        if c then c:close() end
+        local cwd = require("posix.unistd").readlink("/proc/" .. n .. "/cwd") or ""
+        if cmd:find(dir, 1, true) or cwd == dir or cwd:sub(1, #dir + 1) == dir .. "/" then
+          out[#out + 1] = { pid = tonumber(n), comm = comm }
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- End them: a server with SIGQUIT (immediate shutdown, which ends its backends too), others
+-- with SIGTERM; SIGKILL for whatever is left after 10 s.
+local function end_children_in(dir, l)
+  local kids = children_in(dir)
+  if #kids == 0 then return end
+  local psignal = require "posix.signal"
+  for _, k in ipairs(kids) do
+    if l then l:debug("stopping %s (pid %d), still working in %s", k.comm, k.pid, dir) end
+    psignal.kill(k.pid, k.comm == "postgres" and psignal.SIGQUIT or psignal.SIGTERM)
+  end
+  local deadline = core.now() + 10
+  while #children_in(dir) > 0 and core.now() < deadline do core.sleep(0.01) end
+  for _, k in ipairs(children_in(dir)) do psignal.kill(k.pid, psignal.SIGKILL) end
+  deadline = core.now() + 5
+  while #children_in(dir) > 0 and core.now() < deadline do core.sleep(0.01) end
+end
+
 --- check: the whole deploy in an isolated temporary cluster (under TMPDIR) that is stopped
 --- and removed however the run ends: success, failure, Ctrl-C. The user's own cluster and
 --- data are not touched. Returns true.
@@ -485,17 +530,13 @@ function M.check(ctx, opts)
   local l = ctx.log or log.ns("db check")
   local cluster = require "dbtool.cluster"
   local base = env.get("TMPDIR", "/tmp")
-  local dir, err = require("posix.stdlib").mkdtemp(base .. "/db-tool-check-XXXXXX")
-  if not dir then
-    errors.raise(errors.GENERIC, "cannot create a temporary directory in " .. base .. ": " .. tostring(err),
-      { hint = "check TMPDIR", variable = "TMPDIR" })
-  end
+  local dir
   local ph = M.phases(l, "check")
-  l:info("isolated cluster: %s", dir)
   local removed = false
   -- a throw-away cluster: no shutdown checkpoint. After a success the files are deleted by a
   -- detached `rm` that outlives us by a few milliseconds (the result is not kept waiting);
-  -- on a failure or Ctrl-C we wait for the deletion.
+  -- on a failure or Ctrl-C we wait for the deletion, after ending anything of ours still
+  -- working in the directory (a copy or a server an interrupt left unattended).
   local function remove(background)
     pcall(cluster.stop, dir, { mode = "immediate" })
     if background then
@@ -506,13 +547,25 @@ function M.check(ctx, opts)
         return
       end
     end
+    end_children_in(dir, l)
     cluster.rm_rf(dir)
     removed = true
   end
   errors.finally(function()
     ui.status(nil)
-    if not removed then remove() end
+    if dir and not removed then remove() end
   end, function()
+    -- made inside the protected call, and named before an interrupt can be raised: Ctrl-C
+    -- right after mkdtemp must not leave the directory behind
+    local err
+    core.uninterruptible(function()
+      dir, err = require("posix.stdlib").mkdtemp(base .. "/db-tool-check-XXXXXX")
+    end)
+    if not dir then
+      errors.raise(errors.GENERIC, "cannot create a temporary directory in " .. base .. ": " .. tostring(err),
+        { hint = "check TMPDIR", variable = "TMPDIR" })
+    end
+    l:info("isolated cluster: %s", dir)
     hook(ctx, "before_check", ctx)
     l:info("check: initializing temporary PostgreSQL cluster")
     local handle = ph:run("cluster", cluster.start, cluster.options_from_env {

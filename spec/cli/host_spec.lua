@@ -158,4 +158,45 @@ describe("interrupts", function()
     assert.matches("interrupted", t.read(dir .. "/err"))
     assert.is_nil(p.stdout:read("a"):find("not reached"))
   end)
+
+  -- the process signals itself: the interrupt is pending from a known point on
+  local SELF_INT = 'local S = require("posix.signal"); S.kill(require("posix.unistd").getpid(), S.SIGINT)'
+
+  it("core.uninterruptible holds an interrupt back until its function is done", function()
+    local r = t.run { "db-tool", "-e", [[
+      local core = require "dbtool.core"
+      local done
+      local t0 = core.now()
+      local ok, e = pcall(core.uninterruptible, function(a, b)
+        ]] .. SELF_INT .. [[
+
+        core.sleep(0.3)             -- not cut short
+        done = a + b
+        return "lost"
+      end, 40, 2)
+      print(done, ok, e.interrupted, e.exit, core.now() - t0 >= 0.3)
+    ]] }
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("42\tfalse\ttrue\t130\ttrue\n", r.stdout)
+    -- uncaught: exit 130 once the function is done, nothing after it runs
+    r = t.run { "db-tool", "-e", [[
+      local core = require "dbtool.core"
+      core.uninterruptible(function() ]] .. SELF_INT .. [[ io.stdout:write("inside\n") end)
+      print("not reached")
+    ]] }
+    assert.are.equal(130, r.code)
+    assert.are.equal("inside\n", r.stdout)
+    -- without an interrupt: the results and errors of the function, nested calls
+    r = t.run { "db-tool", "-e", [[
+      local core = require "dbtool.core"
+      print(core.uninterruptible(function(x)
+        return x, core.uninterruptible(function() return "in" end)
+      end, "out"))
+      print(pcall(core.uninterruptible, function() error("boom", 0) end))
+      print(pcall(core.uninterruptible, 42))
+    ]] }
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("^out\tin\nfalse\tboom\n"
+      .. "false\tbad argument #1 to '[%w.?]*' %(function expected, got number%)\n$", r.stdout)
+  end)
 end)

@@ -274,9 +274,15 @@ describe("dbtool.cluster", function()
   end)
 
   it("with spare, the next fresh init takes the copy prepared in the background", function()
+    -- A cache of its own: the background job waits up to 60 s for a read lock on its cache,
+    -- and in the shared ~/.cache/db-tool a concurrent run building a template holds the
+    -- write lock for as long as initdb takes (the spec's deadline then ran out first).
+    local cache = t.tmpdir("cache")
+    assert.is_true(cluster.template { bindir = cluster.bindir(), database = "testdb", cache = cache,
+      log = capture_log() }.built)
     local dir = workdir()
-    start(dir, { spare = true })
-    local deadline = core.now() + 60
+    start(dir, { spare = true, cache = cache })
+    local deadline = core.now() + 120
     local spare
     repeat
       core.sleep(0.05)
@@ -285,7 +291,7 @@ describe("dbtool.cluster", function()
       end
     until (spare and not cluster.refill_busy(dir)) or core.now() > deadline
     assert.is_string(spare, "no spare was prepared")
-    local h, l = start(dir, { spare = true, log = nil })
+    local h, l = start(dir, { spare = true, cache = cache })
     assert.matches("prepared spare", l.text())
     assert.are.equal("ok", pg.ping(h.url))
     assert.are.equal(1, query(h.url, "SELECT count(*)::int AS n FROM pg_database WHERE datname = $1",
