@@ -73,6 +73,8 @@ end
 
 function M.main(argv)
   M.argv0 = argv[0] or "db-tool"
+  -- the secrets private key is ours: no child process (server, pg_dump, ssh, hook) inherits it
+  require("dbtool.env").seal()
   log.configure()
   local args = {}
   for i = 1, #argv do args[i] = argv[i] end

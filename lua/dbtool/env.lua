@@ -3,16 +3,41 @@
 -- (e.g. by `-u URL`) shadow the real environment for this process and for the children we
 -- spawn through child_env(); internal state is never read from or exported to the
 -- environment.
+--
+-- Private variables (M.PRIVATE: the secrets private key) are read by us and seen by no
+-- child: seal(), called once at start-up, moves them out of the process environment (so
+-- that nothing started by any means inherits them: proc.spawn, os.execute or io.popen in a
+-- project hook, libpq), and child_env() never passes them on.
 local errors = require "dbtool.errors"
 
 local M = {}
 
+--- Variables never inherited by a child process. DB_TOOL_SECRET_KEY is the private key
+--- itself. DB_TOOL_SECRET_KEY_FILE is kept: a path is not a secret (a child running as the
+--- same user can read the key directory anyway), and a nested db-tool still finds the key.
+M.PRIVATE = { DB_TOOL_SECRET_KEY = true }
+
 local overlay = {}   -- name → value, or false for "unset"
+local sealed = {}    -- private name → value taken out of the process environment by seal()
+
+--- Take the private variables out of the process environment (they stay readable here).
+function M.seal()
+  local stdlib = require "posix.stdlib"
+  for name in pairs(M.PRIVATE) do
+    local v = os.getenv(name)
+    if v ~= nil then
+      sealed[name] = v
+      stdlib.setenv(name, nil)
+    end
+  end
+end
 
 --- Raw value: nil when unset, "" when set but empty.
 function M.raw(name)
   local v = overlay[name]
   if v == false then return nil end
+  if v ~= nil then return v end
+  v = sealed[name]
   if v ~= nil then return v end
   return os.getenv(name)
 end
@@ -33,9 +58,10 @@ function M.set(name, value)
   if value == nil then overlay[name] = false else overlay[name] = tostring(value) end
 end
 
---- Forget in-process changes (tests).
+--- Forget in-process changes and sealed values (tests).
 function M.reset()
   overlay = {}
+  sealed = {}
 end
 
 --- Value of a required variable, or exit 3 naming it.
@@ -50,12 +76,14 @@ function M.require(name, why)
 end
 
 --- Full environment for a child process: the real environment, our overlay, then `extra`
---- (a value of false removes a variable).
+--- (a value of false removes a variable). Private variables (M.PRIVATE) are left out, even
+--- when set in-process, unless `extra` names them.
 function M.child_env(extra)
   local all = require("posix.stdlib").getenv()
   for k, v in pairs(overlay) do
     if v == false then all[k] = nil else all[k] = v end
   end
+  for k in pairs(M.PRIVATE) do all[k] = nil end
   if extra then
     for k, v in pairs(extra) do
       if v == false then all[k] = nil else all[k] = tostring(v) end

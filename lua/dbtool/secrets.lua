@@ -743,7 +743,7 @@ function M.edit(file, l, opts)
       for i, a in ipairs(argv) do run[i] = a end
       run[#run + 1] = tmp
       if l then l:info("editing %s in %s", t.path, editor) end
-      local p, err = proc.spawn { argv = run, env = env.child_env { [M.KEY_ENV] = false } }
+      local p, err = proc.spawn { argv = run, env = env.child_env() }
       if not p then
         errors.raise(errors.NO_DEPENDENCY, "cannot run the editor '" .. editor .. "': " .. tostring(err),
           { hint = "set EDITOR to an installed editor; " .. t.path .. " was not changed" })

@@ -264,6 +264,70 @@ describe("database secrets", function()
     assert.are.same(SECRETS, secrets_in(plain_url))
   end)
 
+  it("DB_TOOL_SECRET_KEY decrypts for hydrate but reaches no child: server, hook commands, backticks",
+    function()
+    -- the clone plus a project file whose hook runs commands every way a hook can, and an
+    -- entrypoint with a psql backtick; each dumps the environment it got
+    local envproj, probes = dir .. "/envproj", dir .. "/probes"
+    for _, f in ipairs { "db/secrets.pub", ".env.test.enc" } do
+      t.write(envproj .. "/" .. f, t.read(clone .. "/" .. f))
+    end
+    t.mkdir_p(probes)
+    t.write(envproj .. "/db/src/entrypoint.sql", ENTRYPOINT
+      .. "\\set probe `env > " .. probes .. "/backtick.env; echo done`\n\\echo backtick :probe\n")
+    t.write(envproj .. "/db/db-tool.lua", [[
+local dir = ]] .. string.format("%q", probes) .. [[
+
+return { hooks = { before_hydrate = function()
+  os.execute("env > " .. dir .. "/os_execute.env")
+  local p = io.popen("env")
+  local text = p:read("a")
+  p:close()
+  local f = io.open(dir .. "/popen.env", "w")
+  f:write(text)
+  f:close()
+  local _, out = require("dbtool").exec({ "env" }, { capture = true })
+  f = io.open(dir .. "/exec.env", "w")
+  f:write(out)
+  f:close()
+end } }
+]])
+    local key = t.read(cfg .. "/db-tool/keys/" .. key_id() .. ".key")
+    local wd = dir .. "/envcluster"
+    t.at_exit(function() pcall(require("dbtool.cluster").stop, wd, { mode = "immediate" }) end)
+    local r = db({ "deploy" }, { env = { LOCAL_DIR = envproj, ENVIRONMENT = "test", PG_WORKING_DIR = wd,
+      XDG_CONFIG_HOME = dir .. "/nokeys", DB_TOOL_SECRET_KEY = key, DB_TOOL_SECRET_KEY_FILE = "/nonexistent",
+      PROBE_MARK = "visible-" .. TAG, PG_SHARED_PRELOAD_LIBRARIES = "", PG_DISABLE_LOGGING = "1" } })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("backtick done\n", r.stdout)
+    -- the key was there to be used: without the key directory, only DB_TOOL_SECRET_KEY decrypts
+    assert.matches("loaded 5 secrets from " .. envproj:gsub("%p", "%%%0") .. "/%.env%.test%.enc", r.stderr)
+    local url = "postgresql:///testdb?host=" .. wd .. "/sock&port=5432"
+    assert.are.same(SECRETS, secrets_in(url))
+    -- every child saw the environment, but not the key; the key file path is not a secret
+    local pid = t.read(wd .. "/data/postmaster.pid"):match("^(%d+)")
+    local seen = {
+      server = (t.read("/proc/" .. pid .. "/environ") or ""):gsub("%z", "\n"),
+      os_execute = t.read(probes .. "/os_execute.env"),
+      popen = t.read(probes .. "/popen.env"),
+      exec = t.read(probes .. "/exec.env"),
+      backtick = t.read(probes .. "/backtick.env"),
+    }
+    for what, text in pairs(seen) do
+      assert.is_string(text, what)
+      if what ~= "server" then
+        assert.matches("\nPROBE_MARK=visible%-" .. TAG .. "\n", "\n" .. text, 1, false, what)
+        assert.matches("\nDB_TOOL_SECRET_KEY_FILE=/nonexistent\n", "\n" .. text, 1, false, what)
+      end
+      assert.matches("\nPATH=", "\n" .. text, 1, false, what)
+      assert.is_nil(text:find("DB_TOOL_SECRET_KEY=", 1, true), what .. " inherited the private key")
+      assert.is_nil(text:find(key:match("\n([%w+/=]+)\n$"), 1, true), what .. " saw the private key")
+    end
+    r = t.run { argv = { "database", "cleanup" },
+      env = base_env { LOCAL_DIR = envproj, PG_WORKING_DIR = wd } }
+    assert.are.equal(0, r.code, r.stderr)
+  end)
+
   it("wrong, missing keys and damaged files: clear error, nothing loaded, old secrets kept", function()
     local url, plain_url = url_with_password()
     local henv = { LOCAL_DIR = clone, ENVIRONMENT = "test", PGURL = url }
