@@ -2,7 +2,9 @@
 -- statements go one at a time through the simple query protocol; the meta-commands
 -- projects use are interpreted here (\i \ir \include \include_relative \set \unset \echo
 -- \qecho \warn \if \elif \else \endif \restrict \unrestrict); :name, :'name', :"name" and
--- :{?name} are interpolated; inline COPY data (pg_dump output) is streamed. Input is read
+-- :{?name} are interpolated (psql's DBNAME USER HOST PORT ENCODING SERVER_VERSION_NAME
+-- SERVER_VERSION_NUM, and after each statement ERROR SQLSTATE ROW_COUNT LAST_ERROR_MESSAGE
+-- LAST_ERROR_SQLSTATE are defined); inline COPY data (pg_dump output) is streamed. Input is read
 -- in chunks, so memory does not depend on the size of the file (only on its largest
 -- statement). The lexing is done by dbtool.core.sqlscan (C).
 --
@@ -249,6 +251,8 @@ local AUTO = {
   HOST = function(c) return c:info().host end,
   PORT = function(c) return c:info().port and tostring(c:info().port) end,
   SERVER_VERSION_NUM = function(c) return tostring(c:server_version()) end,
+  SERVER_VERSION_NAME = function(c) return c:parameter_status("server_version") end,
+  ENCODING = function(c) return c:parameter_status("client_encoding") end,
 }
 
 local function getvar(R, name)
@@ -595,7 +599,7 @@ local function execute(R, F, st, text)
   R.stats.statements = R.stats.statements + 1
   R.current = F.name .. ":" .. tostring(st.line or F.line)
   R.copy_line = nil
-  local perr, rest
+  local perr, rest, last
   if R.on_statement then text = R.on_statement(text, R.current) or text end
   conn:send_query(text)
   while true do
@@ -613,12 +617,24 @@ local function execute(R, F, st, text)
     elseif status == "FATAL_ERROR" or status == "BAD_RESPONSE" then
       perr = perr or res.error or { msg = "query failed" }
     else
+      last = res
       if R.on_result then R.on_result(res, { where = R.current, statement = text }) end
       if R.print_results then print_result(R, res) end
     end
   end
   update_std_strings(R)
-  if perr then fail(R, sql_error(R, F, st, text, perr)) end
+  -- psql's result variables (\if :ERROR ... with ON_ERROR_STOP off)
+  local vars = R.vars
+  if perr then
+    vars.ERROR, vars.ROW_COUNT = "true", "0"
+    vars.SQLSTATE = perr.sqlstate or ""
+    vars.LAST_ERROR_SQLSTATE, vars.LAST_ERROR_MESSAGE = vars.SQLSTATE, perr.msg or ""
+    fail(R, sql_error(R, F, st, text, perr))
+  else
+    vars.ERROR, vars.SQLSTATE = "false", "00000"
+    local n = last and last.affected
+    vars.ROW_COUNT = n and tostring(n) or "0"
+  end
   -- what followed the COPY statement on its line
   if rest then run_cursor(R, F, rest) end
 end
@@ -656,6 +672,15 @@ for w in ([[a bind c cd connect conninfo copy copyright crosstabview d da dA dAc
   PSQL_COMMANDS[w] = true
 end
 
+-- what to do instead, for the unsupported commands scripts commonly hold
+local META_HINT = {
+  connect = "the script switches databases (pg_dump --create output?): create the database, " ..
+    "dump without --create/-C and run the script on that database (-u URL)",
+  copy = "use COPY … FROM stdin with the data inline (as pg_dump writes it), or COPY … FROM 'file' " ..
+    "on the server",
+}
+META_HINT.c = META_HINT.connect
+
 local function meta_info(F, C, p)
   if C.sub then return { line = C.line, col = C.col } end
   local line, col = locate(F, C.base + p)
@@ -689,9 +714,10 @@ local function run_meta(R, F, C, p)
     if PSQL_COMMANDS[name] then
       msg = "\\" .. name .. " is a psql meta-command that db-tool does not run"
     end
-    fail(R, meta_error(R, F, info, msg, { hint = "db-tool runs psql scripts with these meta-commands: " ..
+    fail(R, meta_error(R, F, info, msg, { hint = META_HINT[name] or
+      ("db-tool runs psql scripts with these meta-commands: " ..
       "\\i \\ir \\include \\include_relative \\set \\unset \\echo \\qecho \\warn \\if \\elif \\else " ..
-      "\\endif \\restrict \\unrestrict" }))
+      "\\endif \\restrict \\unrestrict") }))
     return resume
   end
   local okh, err = pcall(h.fn, R, F, args, info, name, line)
@@ -980,6 +1006,7 @@ local function run(conn, opts, path, text)
   }
   local stop_default = opts.on_error_stop ~= false
   R.vars.ON_ERROR_STOP = stop_default and "on" or "off"
+  R.vars.LAST_ERROR_MESSAGE, R.vars.LAST_ERROR_SQLSTATE = "", "00000"
   for k, v in pairs(opts.vars or {}) do
     if type(v) == "boolean" then v = v and "on" or "off" end
     R.vars[tostring(k)] = tostring(v)

@@ -346,6 +346,13 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       assert.equal("<string>:1:10", e.where)
       e = raises(function() sqlrun.string(conn, "\\\\\n") end)
       assert.equal("invalid command \\", e.msg)
+      -- pg_dump --create output: say what to do instead
+      e = raises(function() sqlrun.string(conn, "CREATE TABLE cc ();\n\\connect other\nSELECT 1;", { name = "c.sql" }) end)
+      assert.equal("c.sql:2:1", e.where)
+      assert.matches("pg_dump %-%-create", e.hint)
+      assert.equal("cc", value(conn, "SELECT to_regclass('cc')::text"))
+      e = raises(function() sqlrun.string(conn, "\\copy cc from 'x.csv'\n") end)
+      assert.matches("COPY … FROM stdin", e.hint)
     end)
 
     it("runs backquoted shell commands in arguments", function()
@@ -438,8 +445,12 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
     it("provides DBNAME, USER, PORT like psql", function()
       local conn <close>, url = fresh()
       local out, text = collector()
-      sqlrun.string(conn, "\\echo :DBNAME :{?USER} :{?SERVER_VERSION_NUM}\n", { output = out })
-      assert.equal(url:match("^postgresql:///([^?]+)") .. " TRUE TRUE\n", text())
+      sqlrun.string(conn, "\\echo :DBNAME :{?USER} :{?SERVER_VERSION_NUM} :ENCODING\n" ..
+        "SELECT :'SERVER_VERSION_NAME' = current_setting('server_version') AS ok \\; " ..
+        "SELECT :SERVER_VERSION_NUM = current_setting('server_version_num')::int AS ok;",
+        { output = out, print_results = true })
+      assert.equal(url:match("^postgresql:///([^?]+)") .. " TRUE TRUE UTF8\nok\ntrue\n(1 row)\nok\ntrue\n(1 row)\n",
+        text())
     end)
   end)
 
@@ -634,6 +645,41 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       s = sqlrun.string(conn, "\\set ON_ERROR_STOP off\nSELECT nope;\nINSERT INTO k VALUES (2);\n", { log = l })
       assert.equal(1, s.errors)
       assert.equal(2, value(conn, "SELECT count(*) FROM k"))
+    end)
+
+    it("sets psql's ERROR, SQLSTATE, ROW_COUNT, LAST_ERROR_MESSAGE, LAST_ERROR_SQLSTATE", function()
+      local conn <close> = fresh()
+      local out, text = collector()
+      local s = sqlrun.string(conn, table.concat({
+        "\\echo start [:LAST_ERROR_SQLSTATE] [:LAST_ERROR_MESSAGE] [:ERROR]",
+        "CREATE TABLE k (a int);",
+        "INSERT INTO k SELECT generate_series(1, 3);",
+        "\\echo :ERROR :SQLSTATE :ROW_COUNT",
+        "SELECT nope;",
+        "\\if :ERROR",
+        "  \\echo failed :SQLSTATE :ROW_COUNT :LAST_ERROR_SQLSTATE :LAST_ERROR_MESSAGE",
+        "\\endif",
+        "COPY k FROM stdin;",
+        "4",
+        "5",
+        "\\.",
+        "\\echo :ERROR :SQLSTATE :ROW_COUNT :LAST_ERROR_SQLSTATE",
+        "SELECT * FROM k \\; DELETE FROM k WHERE a > 4;",
+        "\\echo :ROW_COUNT",
+        "SELECT * FROM k WHERE a < 3;",
+        "\\echo :ROW_COUNT",
+      }, "\n"), { on_error_stop = false, output = out, log = (capture_log()) })
+      assert.equal(1, s.errors)
+      -- what psql 15 prints for this script
+      assert.equal(table.concat({
+        "start [00000] [] [:ERROR]",
+        "false 00000 3",
+        "failed 42703 0 42703 column \"nope\" does not exist",
+        "false 00000 2 42703",
+        "1",
+        "2",
+        "",
+      }, "\n"), text())
     end)
 
     it("routes notices to the log with the statement's location", function()

@@ -16,8 +16,12 @@ The script runs over one connection (-u URL, else PGURL, else DB_URL, else the l
 as psql would run it with ON_ERROR_STOP=1: statements one at a time, stopping at the first
 error, which is reported as file:line:col with the statement and a caret. Supported
 meta-commands: \i \ir \include \include_relative \set \unset \echo \qecho \warn \if \elif
-\else \endif \restrict \unrestrict; variables :name :'name' :"name" :{?name}. pg_dump's
-plain-format output (COPY blocks included) restores as with psql -f.
+\else \endif \restrict \unrestrict; variables :name :'name' :"name" :{?name}, with psql's
+DBNAME USER HOST PORT ENCODING SERVER_VERSION_NUM and, after each statement, ERROR SQLSTATE
+ROW_COUNT LAST_ERROR_MESSAGE (for \if :ERROR with --continue-on-error). Unlike psql, query
+results are printed only with -p. pg_dump's plain-format output (COPY blocks, large objects,
+--inserts, --clean) restores as with psql -f; \connect (pg_dump --create) is not supported:
+create the database first and restore into it.
 Exit status: 0 ok, 1 a statement or meta-command failed, 3 no database or missing argument.]],
 }
 
