@@ -4,19 +4,26 @@
 #     with the built binary: `build/db-tool spec/fuzz/NAME.lua SECONDS`;
 #   * the libFuzzer target of the psql-script lexer (src/fuzz_sqlscan.c) with AddressSanitizer
 #     and UBSan. Needs clang (Debian: apt-get install clang).
-#   sh spec/support/fuzz.sh [SECONDS]          (default 60; `make fuzz`, FUZZ_SECONDS=N)
+#   sh spec/support/fuzz.sh [SECONDS [NAME...]]  (default 60; `make fuzz`, FUZZ_SECONDS=N)
+# NAMEs pick fuzzers: sqlscan (the libFuzzer target), or the base name of a spec/fuzz/*.lua
+# (`sh spec/support/fuzz.sh 300 sqlscan`: only the lexer, five minutes). Run it under
+# `nice -n 10` on a shared machine.
 # The corpus is kept in build-fuzz/corpus; crashes are written to build-fuzz/crash-* (Lua
-# fuzzers: build-fuzz/<name>-crash-*).
+# fuzzers: build-fuzz/<name>-crash-*). Replay one: build-fuzz/fuzz_sqlscan build-fuzz/crash-…
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 secs=${1:-${FUZZ_SECONDS:-60}}
+[ $# -gt 0 ] && shift
+wanted() { n=$1; shift; [ $# -eq 0 ] && return 0; case " $* " in *" $n "*) return 0 ;; esac; return 1; }
 mkdir -p build-fuzz
 for f in spec/fuzz/*.lua; do
   [ -f "$f" ] || continue
+  wanted "$(basename "$f" .lua)" "$@" || continue
   echo "fuzz: $f for ${secs}s"
   DB_TOOL_LUA_PATH= "${DB_TOOL_BIN:-build/db-tool}" "$f" "$secs"
 done
+wanted sqlscan "$@" || exit 0
 CLANG=${CLANG:-clang}
 if ! command -v "$CLANG" >/dev/null 2>&1; then
   echo "fuzz: clang not found (apt-get install clang)" >&2
