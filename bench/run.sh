@@ -2,6 +2,7 @@
 # Run every benchmark: bench/*.lua with our binary (ratios against baselines measured in
 # the same invocation), then bench/*.sh. PostgreSQL-based ones need an unprivileged user:
 # as root they are re-run as dbtool-test (see spec/support/run-checks.sh).
+# Usage: sh bench/run.sh [NAME...] [-- ARGS...]
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -12,15 +13,23 @@ if [ "$(id -u)" = 0 ]; then
   exec runuser -u "$user" -- env -u TMPDIR HOME="$(getent passwd "$user" | cut -d: -f6)" sh "$0" "$@"
 fi
 export DB_TOOL_TOP="$top" DB_TOOL_BIN="$top/$BUILD/db-tool"
+# names before `--` pick benchmarks; what follows `--` is passed to each of them
+# (sh bench/run.sh sqlrun -- 5 1: a 5 MB dump, one round)
+names=
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--" ]; then shift; break; fi
+  names="$names $1"
+  shift
+done
 for f in bench/*.lua; do
   case "$f" in bench/lib.lua) continue ;; esac
-  if [ $# -gt 0 ]; then case " $* " in *" $(basename "$f" .lua) "*) ;; *) continue ;; esac; fi
+  if [ -n "$names" ]; then case "$names " in *" $(basename "$f" .lua) "*) ;; *) continue ;; esac; fi
   echo "== $f"
-  "$DB_TOOL_BIN" "$f"
+  "$DB_TOOL_BIN" "$f" "$@"
 done
 for f in bench/*.sh; do
   case "$f" in bench/run.sh) continue ;; esac
-  if [ $# -gt 0 ]; then case " $* " in *" $(basename "$f" .sh) "*) ;; *) continue ;; esac; fi
+  if [ -n "$names" ]; then case "$names " in *" $(basename "$f" .sh) "*) ;; *) continue ;; esac; fi
   echo "== $f"
-  sh "$f"
+  sh "$f" "$@"
 done

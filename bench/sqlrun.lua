@@ -1,6 +1,7 @@
 -- psql scripts: `database sql FILE` (dbtool.sqlrun) against `psql -X -q -f FILE`, same
 -- invocation, fresh databases on one throw-away cluster. Two inputs:
 --   * a generated pg_dump-like dump of ~100 MB (COPY blocks)   goal: ratio <= 1.2
+--   * MB/5 COPY rows of 1 MB each (lines longer than the read buffer)
 --   * 50,000 single-row INSERT statements (--column-inserts style)
 -- Peak RSS of each child is read from /proc/<pid>/status (VmHWM) while it runs.
 -- Usage: db-tool bench/sqlrun.lua [MB] [ROUNDS]      (as a non-root user: bench/run.sh)
@@ -93,6 +94,22 @@ local function gen_dump(path, target_bytes)
   return rows, size
 end
 
+-- COPY rows of 1 MB each (a bytea or document column): lines longer than the read buffer.
+local function gen_wide(path, nrows, width)
+  local f = assert(io.open(path, "wb"))
+  f:write("CREATE TABLE public.wide (id integer, body text);\nCOPY public.wide (id, body) FROM stdin;\n")
+  local piece = string.rep("0123456789abcdef", 4096)   -- 64 KiB
+  for i = 1, nrows do
+    f:write(tostring(i), "\t")
+    for _ = 1, width // #piece do f:write(piece) end
+    f:write("\n")
+  end
+  f:write("\\.\n")
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
 local function gen_inserts(path, count)
   local f = assert(io.open(path, "wb"))
   f:write("CREATE TABLE public.t (id integer, name text, amount numeric);\n")
@@ -153,6 +170,14 @@ compare(string.format("restore %.0f MB dump (COPY)", size / 1e6), dump, function
     "row counts differ")
 end)
 os.remove(dump)
+
+local wide = dir .. "/wide.sql"
+local nwide = math.max(1, MB // 5)
+size = gen_wide(wide, nwide, 1024 * 1024)
+compare(string.format("%d COPY rows of 1 MB (%.1f MB)", nwide, size / 1e6), wide, function(url)
+  assert(count(url, "public.wide") == nwide, "row count differs")
+end)
+os.remove(wide)
 
 local ins = dir .. "/inserts.sql"
 local n = 50000
