@@ -55,9 +55,11 @@ function M.parse_bool(s)
   return nil
 end
 
+--- Is `name` a psql variable name (letters, digits, _, non-ASCII bytes)?
 local function valid_var_name(name)
   return name ~= "" and not name:find("[^%w_\128-\255]")
 end
+M.valid_var_name = valid_var_name
 
 -- ---------------------------------------------------------------- positions
 
@@ -392,6 +394,18 @@ end
 local function fs_path(R, p)
   if p:sub(1, 1) == "/" or not R.cwd then return p end
   return join(R.cwd, p)
+end
+
+-- Open a script for reading; a directory (which io.open accepts) is an error here.
+local function open_script(p)
+  local f, err = io.open(p, "rb")
+  if not f then return nil, err end
+  local probe, rerr = f:read(0)
+  if probe == nil and rerr then
+    f:close()
+    return nil, rerr
+  end
+  return f
 end
 
 -- ---------------------------------------------------------------- meta-command arguments
@@ -746,7 +760,7 @@ local function include(R, F, args, info, name, line)
     error(string.format("too many nested includes (more than %d): is a file including itself?",
       M.MAX_DEPTH), 0)
   end
-  local f, err = io.open(fs_path(R, path), "rb")
+  local f, err = open_script(fs_path(R, path))
   if not f then error(string.format("could not read %s: %s", path, (tostring(err):gsub("^.*: ", ""))), 0) end
   local cmd = line:gsub("%s+$", "")
   R.chain[#R.chain + 1] = { file = F.name, line = info.line, command = cmd }
@@ -961,7 +975,7 @@ function run_file(R, path, text, opened)
     F.keep_open = true
   else
     local f, err = opened, nil
-    if not f then f, err = io.open(fs_path(R, path), "rb") end
+    if not f then f, err = open_script(fs_path(R, path)) end
     if not f then
       errors.raise(errors.GENERIC, string.format("could not read %s: %s", path,
         (tostring(err):gsub("^.*: ", ""))), { hint = "check the path (relative paths start at " ..

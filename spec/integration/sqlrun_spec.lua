@@ -312,6 +312,13 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       assert.matches("\\ir: could not read " .. root:gsub("%p", "%%%0") .. "/missing.sql: No such file", e.msg)
       assert.matches("in " .. root:gsub("%p", "%%%0") .. "/top.sql:2 %(\\ir mid.sql%)", e.excerpt)
       assert.same({ { file = root .. "/top.sql", line = 2, command = "\\ir mid.sql" } }, e.includes)
+      -- a directory is not a script: said at the including line too
+      testutil.write(root .. "/mid.sql", "\n\\ir .\n")
+      e = raises(function() sqlrun.file(conn, root .. "/top.sql") end)
+      assert.equal(root .. "/mid.sql:2:1", e.where)
+      assert.matches("could not read " .. root:gsub("%p", "%%%0") .. "/%.: Is a directory", e.msg)
+      e = raises(function() sqlrun.file(conn, root) end)
+      assert.matches("could not read .*: Is a directory", e.msg)
     end)
 
     it("stops runaway recursive includes", function()
@@ -779,6 +786,18 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.matches("could not read .*does%-not%-exist.sql: No such file", r.stderr)
       r = testutil.run { argv = { "database", "sql" }, env = { PGURL = url } }
       assert.equal(3, r.code)
+    end)
+
+    it("rejects an invalid -v name with exit 9 before connecting; -v NAME alone sets it empty", function()
+      local r = testutil.run { argv = { "database", "sql", "-v", "a b=1", "-c", "SELECT 1" },
+        env = { PGURL = "postgresql:///nowhere?host=/nonexistent" } }
+      assert.equal(9, r.code)
+      assert.matches('invalid variable name "a b"', r.stderr)
+      local _, url = fresh()
+      r = testutil.run { argv = { "database", "sql", "-v", "flag", "-v", "é_1=x=y", "-c", "\\echo :{?flag} [:flag] :é_1" },
+        env = { PGURL = url } }
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("TRUE [] x=y\n", r.stdout)
     end)
   end)
 end)

@@ -27,10 +27,15 @@ Exit status: 0 ok, 1 a statement or meta-command failed, 3 no database or missin
 
 function M.run(ctx, opts)
   local errors = require "dbtool.errors"
+  local sqlrun = require "dbtool.sqlrun"
   local vars = {}
   for _, s in ipairs(opts.set or {}) do
-    local name, value = s:match("^([^=]+)=(.*)$")
+    local name, value = s:match("^([^=]*)=(.*)$")
     if not name then name, value = s, "" end
+    if not sqlrun.valid_var_name(name) then
+      errors.raise(errors.NOT_FOUND, string.format("database sql: -v %s: invalid variable name %q", s, name),
+        { hint = "names are letters, digits and _: -v NAME=VALUE" })
+    end
     vars[name] = value
   end
   if opts.file == nil and opts.command == nil then
@@ -41,7 +46,6 @@ function M.run(ctx, opts)
     errors.raise(errors.AMBIGUOUS, "database sql: give either FILE or -c SQL, not both")
   end
   local db = require "dbtool.db"
-  local sqlrun = require "dbtool.sqlrun"
   local conn <close> = db.connect(ctx)
   local run_opts = {
     vars = vars,
