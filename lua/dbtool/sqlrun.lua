@@ -155,6 +155,8 @@ local function fail(R, e)
   R.stats.errors = R.stats.errors + 1
   local head = e.where and (e.where .. ": " .. e.msg) or e.msg
   R.log:error("%s", head)
+  -- the statement with its caret, the context, the include chain (as when stopping)
+  for l in (e.excerpt or ""):gmatch("[^\n]+") do R.log:error("%s", l) end
   if e.detail then R.log:error("detail: %s", e.detail) end
   if e.hint then R.log:error("hint: %s", e.hint) end
 end

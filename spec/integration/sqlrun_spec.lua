@@ -649,9 +649,21 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal(2, s.errors)
       assert.equal(1, value(conn, "SELECT count(*) FROM k"))
       assert.matches("<string>:2:8: column \"nope\" does not exist", lines[1])
+      assert.equal("error: 2 | SELECT nope;", lines[2])
+      assert.equal("error:   |        ^", lines[3])
+      assert.equal("error: <string>:4:1: invalid command \\bogus", lines[4])
+      -- bad COPY data: the line in the file and the server's context
+      local l2, lines2 = capture_log()
+      s = sqlrun.string(conn, "COPY k FROM stdin;\n5\nbad\n\\.\nINSERT INTO k VALUES (6);\n",
+        { on_error_stop = false, log = l2, name = "c.sql" })
+      assert.equal(1, s.errors)
+      assert.matches("^error: c.sql:3:1: invalid input syntax for type integer", lines2[1])
+      assert.equal('error:   context: COPY k, line 2, column a: "bad"', lines2[2])
+      assert.equal("1:0:1", value(conn, "SELECT count(*) FILTER (WHERE a = 1) || ':' || " ..
+        "count(*) FILTER (WHERE a = 5) || ':' || count(*) FILTER (WHERE a = 6) FROM k"))
       s = sqlrun.string(conn, "\\set ON_ERROR_STOP off\nSELECT nope;\nINSERT INTO k VALUES (2);\n", { log = l })
       assert.equal(1, s.errors)
-      assert.equal(2, value(conn, "SELECT count(*) FROM k"))
+      assert.equal(1, value(conn, "SELECT count(*) FROM k WHERE a = 2"))
     end)
 
     it("sets psql's ERROR, SQLSTATE, ROW_COUNT, LAST_ERROR_MESSAGE, LAST_ERROR_SQLSTATE", function()
