@@ -385,8 +385,13 @@ static int ss_scan(lua_State *L) {
           ss_ident(s, b + i, k - i);
           i = k;
         } else if (ss_digit(c)) {
+          /* a number; letters right after it make "trailing junk" that runs on as an
+           * identifier, `$` included (psql lexes 1F$t$ as one token, 1$t$ as 1 and a
+           * dollar quote) */
           size_t k = i + 1;
-          while (k < n && (ss_varchar(b[k]))) k++;
+          while (k < n && ss_digit(b[k])) k++;
+          if (k < n && ss_identstart(b[k]))
+            while (k < n && ss_identcont(b[k])) k++;
           if (k >= n) MORE(i);
           START(i);
           i = k;

@@ -145,6 +145,22 @@ describe("sqlscan", function()
       assert.same({ "SELECT $1$;", "x;" }, stmts("SELECT $1$;x;"))
     end)
 
+    it("lexes a number with trailing letters as one token running on through $ (as psql 15)", function()
+      -- psql sends "SELECT 1F$t$VAR;" for SELECT 1F$t$:a; (the server then rejects the junk)
+      assert.same({ { "var", "plain", "a" }, { "stmt", "SELECT 1F$t$:a;" } }, (events("SELECT 1F$t$:a;")))
+      for _, s in ipairs { "0x1F$1$t$x", "12abc$t$", "1.5e$t$", "1e5$t$", ".5a$t$", "7_$t$" } do
+        assert.same({ { "var", "plain", "a" }, { "stmt", "SELECT " .. s .. ":a;" } },
+          (events("SELECT " .. s .. ":a;")), s)
+        assert_chunk_invariant("SELECT " .. s .. ":a; SELECT 2;")
+      end
+      -- no letter right after the digits: $t$ opens a dollar quote
+      for _, s in ipairs { "1$t$", "1.$t$", "1..$t$" } do
+        local ev, sc = events("SELECT " .. s .. ":a;")
+        assert.same({ { "stmt", "SELECT " .. s .. ":a;" } }, ev, s)
+        assert.equal("dollar", sc:state().state)
+      end
+    end)
+
     it("handles nested block comments", function()
       assert.same({ "SELECT /* a /* b; */ c; */ 1;" }, stmts("SELECT /* a /* b; */ c; */ 1;"))
     end)
