@@ -703,7 +703,9 @@ local function meta_info(F, C, p)
   return { line = line, col = col, text = line_text(F, C.base + p), tcol = col }
 end
 
--- Handle the meta-command at C.buf[p]; returns the position where SQL lexing resumes.
+-- Handle the meta-command at C.buf[p]; returns the position where SQL lexing resumes: after
+-- its arguments (and a `\\` separator), or at the end of the line when the command failed
+-- (psql throws the rest of that line away).
 local function run_meta(R, F, C, p)
   local e = C.buf:find("\n", p, true) or (#C.buf + 1)
   local line = C.buf:sub(p, e - 1)
@@ -711,21 +713,14 @@ local function run_meta(R, F, C, p)
   local name = line:sub(2, name_end - 1)
   local is_active = active(F)
   local info = meta_info(F, C, p)
-  local ok, args, stop = pcall(lex_args, R, line, name_end, is_active and not R.restricted)
-  if not ok then
-    fail(R, meta_error(R, F, info, "\\" .. name .. ": " .. tostring(args)))
+  local h = META[name]
+  if R.restricted and name ~= "unrestrict" then
+    if not is_active then return e end
+    fail(R, meta_error(R, F, info, "backslash commands are restricted; only \\unrestrict is allowed"))
     return e
   end
-  local resume = p + stop - 1
-  if R.restricted and name ~= "unrestrict" then
-    if is_active then
-      fail(R, meta_error(R, F, info, "backslash commands are restricted; only \\unrestrict is allowed"))
-    end
-    return resume
-  end
-  local h = META[name]
-  if not is_active and not (h and h.cond) then return resume end
-  if not h then
+  if not h and is_active then
+    -- nothing on the line is evaluated (no `backquotes`, no variables)
     local msg = "invalid command \\" .. name
     if PSQL_COMMANDS[name] then
       msg = "\\" .. name .. " is a psql meta-command that db-tool does not run"
@@ -734,8 +729,16 @@ local function run_meta(R, F, C, p)
       ("db-tool runs psql scripts with these meta-commands: " ..
       "\\i \\ir \\include \\include_relative \\set \\unset \\echo \\qecho \\warn \\if \\elif \\else " ..
       "\\endif \\restrict \\unrestrict") }))
-    return resume
+    return e
   end
+  -- (while restricted, \\unrestrict's key is taken as written: no backquotes, no variables)
+  local ok, args, stop = pcall(lex_args, R, line, name_end, is_active and not R.restricted)
+  if not ok then
+    fail(R, meta_error(R, F, info, "\\" .. name .. ": " .. tostring(args)))
+    return e
+  end
+  local resume = p + stop - 1
+  if not is_active and not (h and h.cond) then return resume end
   local okh, err = pcall(h.fn, R, F, args, info, name, line)
   if not okh then
     if errors.is(err) then error(err, 0) end
@@ -744,6 +747,7 @@ local function run_meta(R, F, C, p)
     else
       fail(R, meta_error(R, F, info, "\\" .. name .. ": " .. tostring(err)))
     end
+    return e
   end
   return resume
 end

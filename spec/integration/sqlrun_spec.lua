@@ -342,6 +342,25 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       assert.equal("free\n", text())
     end)
 
+    it("throws away the rest of the line after a failing meta-command, evaluating nothing on it", function()
+      local conn <close> = fresh()
+      local d = testutil.tmpdir("metafail")
+      local out, text = collector()
+      local s = sqlrun.string(conn, table.concat({
+        "CREATE TABLE m (v text);",
+        "\\bogus `touch " .. d .. "/ran` \\\\ INSERT INTO m VALUES ('after unknown');",
+        "\\i " .. d .. "/missing.sql \\\\ INSERT INTO m VALUES ('after failed');",
+        "\\echo ok \\\\ INSERT INTO m VALUES ('after ok');",
+        "\\. \\: INSERT INTO m VALUES ('x');",
+        "INSERT INTO m VALUES ('next line');",
+      }, "\n"), { on_error_stop = false, output = out, log = (capture_log()) })
+      assert.equal(3, s.errors)
+      assert.equal("ok\n", text())
+      assert.is_nil(io.open(d .. "/ran"), "the backquoted command of an unknown meta-command ran")
+      -- what psql 15 leaves in the table for this script
+      assert.equal("after ok|next line", value(conn, "SELECT string_agg(v, '|' ORDER BY v) FROM m"))
+    end)
+
     it("rejects unsupported and unknown meta-commands at their line", function()
       local conn <close> = fresh()
       local e = raises(function() sqlrun.string(conn, "SELECT 1;\n\n  \\pset format csv\n", { name = "u.sql" }) end)
