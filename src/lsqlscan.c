@@ -349,11 +349,13 @@ static int ss_scan(lua_State *L) {
       }
       case '\\':
         if (i + 1 >= n) MORE(i);
-        s->idcount = 0;
         if (i + 1 < n && (b[i + 1] == ';' || b[i + 1] == ':')) {
           START(i);
+          if (b[i + 1] == ';') s->idcount = 0;   /* \; starts a statement in the query */
           return ss_ret(L, s, "esc", i, i + 1, start);
         }
+        /* a meta-command does not end the statement: CREATE FUNCTION ... \if ... BEGIN
+         * ATOMIC keeps its BEGIN tracking (psql resets only at ';' and '\;') */
         return ss_ret(L, s, "meta", i, i, start);
       default:
         if (ss_identstart(c)) {

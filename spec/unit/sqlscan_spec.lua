@@ -182,6 +182,18 @@ describe("sqlscan", function()
       assert.same({ proc, "x;" }, stmts(proc .. "x;"))
     end)
 
+    it("keeps tracking BEGIN … END across a meta-command inside the definition", function()
+      local text = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n\\echo in the middle\nBEGIN ATOMIC\n" ..
+        " SELECT 1;\nEND;\nSELECT 2;"
+      local ev = events(text)
+      assert.same({ "meta", "\\echo in the middle" }, ev[1])
+      assert.same({ "stmt", text:sub(1, -11) }, ev[2])
+      assert.same({ "stmt", "SELECT 2;" }, ev[3])
+      -- \; does start a new statement within the query: no CREATE FUNCTION tracking after it
+      local f = "CREATE FUNCTION f() RETURNS int AS $$x$$ LANGUAGE sql \\; BEGIN;"
+      assert.same({ f, "SELECT 2;" }, stmts(f .. "SELECT 2;"))
+    end)
+
     it("does not track BEGIN outside CREATE FUNCTION/PROCEDURE", function()
       assert.same({ "BEGIN;", "CREATE TABLE begin (x int);", "END;" },
         stmts("BEGIN;CREATE TABLE begin (x int);END;"))
