@@ -996,12 +996,15 @@ function run_file(R, path, text, opened)
   if F.f and #F.buf == 0 then refill(F, 1) end
   R.stats.files = R.stats.files + 1
   run_cursor(R, F, F)
-  -- end of file: check \if nesting, run an unterminated last statement
+  -- end of file: an unterminated last statement runs, unless the file ends in an inactive
+  -- \if branch (psql then drops it); then an \if left open is an error
+  if F.st.np > 0 then
+    if active(F) then finish_statement(R, F) else st_clear(F.st) end
+  end
   if #F.cond > 0 then
     local top = F.cond[#F.cond]
     fail(R, meta_error(R, F, { line = top.line, col = 1 }, "reached EOF without finding closing \\endif(s)"))
   end
-  if F.st.np > 0 then finish_statement(R, F) end
 end
 
 -- ---------------------------------------------------------------- entry points

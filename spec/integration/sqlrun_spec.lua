@@ -281,6 +281,23 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       end
     end)
 
+    it("at the end of a file, runs the last unterminated statement only in an active branch (psql)", function()
+      local conn <close> = fresh()
+      local l = capture_log()
+      sqlrun.string(conn, "CREATE TABLE e1 (a int);\nINSERT INTO e1 VALUES (1)\n\\if false\n\\endif\n",
+        { log = l })
+      assert.equal(1, value(conn, "SELECT count(*) FROM e1"))
+      -- still open and inactive at the end: the pending INSERT is dropped, the open \if reported
+      local s = sqlrun.string(conn, "INSERT INTO e1 VALUES (2)\n\\if false\nSELECT 1/0;\n",
+        { log = l, on_error_stop = false })
+      assert.equal(1, s.errors)
+      assert.equal(0, value(conn, "SELECT count(*) FROM e1 WHERE a = 2"))
+      -- open but active: the statement runs, then the open \if is the error
+      local e = raises(function() sqlrun.string(conn, "\\if true\nINSERT INTO e1 VALUES (3)", { log = l }) end)
+      assert.matches("reached EOF without finding closing", e.msg)
+      assert.equal(1, value(conn, "SELECT count(*) FROM e1 WHERE a = 3"))
+    end)
+
     it("\\i, \\include relative to cwd; \\ir, \\include_relative relative to the file; nested", function()
       local root = testutil.tmpdir("inc")
       testutil.write(root .. "/db/entry.sql", [[
