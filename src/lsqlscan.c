@@ -293,7 +293,7 @@ static int ss_scan(lua_State *L) {
             s->state = ST_XDOLQ;
             i = k + 1;
           } else {
-            i = k;
+            i = j;      /* only the '$': what follows is lexed again (an identifier, e'') */
           }
         } else {
           START(i);

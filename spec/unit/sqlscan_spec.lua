@@ -145,6 +145,15 @@ describe("sqlscan", function()
       assert.same({ "SELECT $1$;", "x;" }, stmts("SELECT $1$;x;"))
     end)
 
+    it("lexes what follows a '$' that opens no dollar quote again, as psql does", function()
+      -- $e'...' is '$' then an E'' string: the backslash escapes the quote
+      assert.same({ "SELECT $e'\\';';", "x;" }, stmts("SELECT $e'\\';';x;"))
+      -- $a is '$' then the identifier a: CREATE is not the statement's first identifier
+      assert.same({ "$a CREATE FUNCTION f() BEGIN ATOMIC SELECT 1;", "END;" },
+        stmts("$a CREATE FUNCTION f() BEGIN ATOMIC SELECT 1;END;"))
+      assert_chunk_invariant("SELECT $e'\\';'; $ab:v $a$b$a$; $x")
+    end)
+
     it("lexes a number with trailing letters as one token running on through $ (as psql 15)", function()
       -- psql sends "SELECT 1F$t$VAR;" for SELECT 1F$t$:a; (the server then rejects the junk)
       assert.same({ { "var", "plain", "a" }, { "stmt", "SELECT 1F$t$:a;" } }, (events("SELECT 1F$t$:a;")))
