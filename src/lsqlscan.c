@@ -132,6 +132,45 @@ static void ss_ident(ss_Scanner *s, const unsigned char *w, size_t n) {
   }
 }
 
+/*
+ * End of the number starting at digit b[i], as psql 15 lexes it (flex: the longest of
+ * integer, decimal, real, realfail and their "trailing junk" forms). 1..2 is 1 then "..";
+ * 1e- and 1e+ take the sign even without digits (realfail); letters right after a number
+ * run on as an identifier, `$` included (1F$t$ and 1e5$t$ are one token, 1$t$ is 1 then a
+ * dollar quote). Returns n when the token may go on past the buffer.
+ */
+static size_t ss_identrun(const unsigned char *b, size_t k, size_t n) {
+  if (k < n && ss_identstart(b[k]))
+    while (k < n && ss_identcont(b[k])) k++;
+  return k;
+}
+
+static size_t ss_number(const unsigned char *b, size_t i, size_t n) {
+  size_t k = i, best, e;
+  while (k < n && ss_digit(b[k])) k++;
+  if (k < n && b[k] == '.') {
+    if (k + 1 >= n) return n;
+    if (b[k + 1] == '.') return k;
+    k++;
+    while (k < n && ss_digit(b[k])) k++;
+  }
+  if (k >= n) return n;
+  best = ss_identrun(b, k, n);                 /* integer/decimal + junk */
+  if (b[k] == 'e' || b[k] == 'E') {
+    e = k + 1;
+    if (e < n && (b[e] == '+' || b[e] == '-')) e++;
+    if (e >= n) return n;
+    if (ss_digit(b[e])) {                       /* real (+ junk) */
+      while (e < n && ss_digit(b[e])) e++;
+      e = ss_identrun(b, e, n);
+      if (e > best) best = e;
+    } else if (e > k + 1 && e > best) {         /* realfail */
+      best = e;
+    }
+  }
+  return best;
+}
+
 static void ss_settag(lua_State *L, ss_Scanner *s, const unsigned char *t, size_t n) {
   if (n > s->tagcap) {
     size_t cap = n < 32 ? 32 : n;
@@ -387,13 +426,7 @@ static int ss_scan(lua_State *L) {
           ss_ident(s, b + i, k - i);
           i = k;
         } else if (ss_digit(c)) {
-          /* a number; letters right after it make "trailing junk" that runs on as an
-           * identifier, `$` included (psql lexes 1F$t$ as one token, 1$t$ as 1 and a
-           * dollar quote) */
-          size_t k = i + 1;
-          while (k < n && ss_digit(b[k])) k++;
-          if (k < n && ss_identstart(b[k]))
-            while (k < n && ss_identcont(b[k])) k++;
+          size_t k = ss_number(b, i, n);
           if (k >= n) MORE(i);
           START(i);
           i = k;

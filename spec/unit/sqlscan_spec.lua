@@ -162,6 +162,12 @@ describe("sqlscan", function()
           (events("SELECT " .. s .. ":a;")), s)
         assert_chunk_invariant("SELECT " .. s .. ":a; SELECT 2;")
       end
+      -- 1e- / 1.5E+ end after the sign (psql's realfail): a following '-' is no comment start
+      for _, s in ipairs { "0.5e--x;", "1E+-x;", "1.e--x;", ".5e--x;" } do
+        assert.same({ "SELECT " .. s, "y;" }, stmts("SELECT " .. s .. "y;"), s)
+      end
+      assert.same({ "SELECT 1e5--x;\ny;" }, stmts("SELECT 1e5--x;\ny;"))
+      assert.same({ "SELECT 1..2;" }, stmts("SELECT 1..2;"))
       -- no letter right after the digits: $t$ opens a dollar quote
       for _, s in ipairs { "1$t$", "1.$t$", "1..$t$" } do
         local ev, sc = events("SELECT " .. s .. ":a;")
