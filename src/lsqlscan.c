@@ -25,6 +25,7 @@
  *           and a `--` comment ends there (a variable's value is scanned this way too).
  *   sc:reset()                         forget everything (new script)
  *   sc:set_std_strings(bool)           standard_conforming_strings as reported by the server
+ *   sc:set_paren(n)                    set the parenthesis depth (after a skipped \if branch)
  *   sc:state() → {state =, paren =, begin =, comment =, started =, tag =}
  *   sqlscan.newlines(s [, i [, j]]) → count of '\n' in s[i..j], position of the last one or nil
  *   sqlscan.copy_scan(s [, i [, eof]]) → found, data_end, resume
@@ -579,6 +580,15 @@ static int ss_set_std_strings(lua_State *L) {
   return 0;
 }
 
+/* sc:set_paren(n): the parenthesis depth (psql restores it after a skipped \if branch) */
+static int ss_set_paren(lua_State *L) {
+  ss_Scanner *s = ss_check(L);
+  lua_Integer d = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, d >= 0 && d <= INT_MAX, 2, "depth out of range");
+  s->paren = (int)d;
+  return 0;
+}
+
 static int ss_state(lua_State *L) {
   ss_Scanner *s = ss_check(L);
   lua_createtable(L, 0, 6);
@@ -694,6 +704,7 @@ static const luaL_Reg ss_methods[] = {
   {"scan", ss_scan},
   {"reset", ss_reset},
   {"set_std_strings", ss_set_std_strings},
+  {"set_paren", ss_set_paren},
   {"state", ss_state},
   {NULL, NULL}
 };

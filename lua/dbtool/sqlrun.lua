@@ -663,7 +663,7 @@ local function finish_statement(R, F)
     return
   end
   local text = st_text(st)
-  if text == ";" then
+  if text == ";" or not text:find("%S") then   -- (e.g. the blank lines after a skipped branch)
     st_clear(st)
     return
   end
@@ -830,10 +830,23 @@ local function condition(args)
   return v
 end
 
+-- Leaving a skipped branch restores the parenthesis depth saved when it began (psql lexes
+-- skipped lines, but a '(' there must not hold back the next ';'); leaving a taken one
+-- saves it.
+local function leave_branch(F, top)
+  if top.state == "true" then
+    top.paren = F.sc:state().paren
+  elseif top.state == "false" then
+    F.sc:set_paren(top.paren)
+  end
+end
+
 META["if"] = { cond = true, fn = function(_, F, args, info)
   local entry = { line = info.line, state = "ignored" }
   F.cond[#F.cond + 1] = entry
   if #F.cond == 1 or F.cond[#F.cond - 1].state == "true" then
+    entry.paren = F.sc:state().paren
+    entry.state = "false"       -- a bad expression counts as false (psql), then is reported
     local v = condition(args)
     entry.state = v and "true" or "false"
     entry.taken = v
@@ -845,6 +858,7 @@ META.elif = { cond = true, fn = function(_, F, args)
   if not top then error("no matching \\if", 0) end
   if top.else_seen then error("cannot occur after \\else", 0) end
   if top.state == "ignored" then return end
+  leave_branch(F, top)
   if top.taken then
     top.state = "false"
   else
@@ -860,12 +874,14 @@ META["else"] = { cond = true, fn = function(_, F)
   if top.else_seen then error("cannot occur after \\else", 0) end
   top.else_seen = true
   if top.state == "ignored" then return end
+  leave_branch(F, top)
   top.state = top.taken and "false" or "true"
   top.taken = true
 end }
 
 META.endif = { cond = true, fn = function(_, F)
   if #F.cond == 0 then error("no matching \\if", 0) end
+  leave_branch(F, F.cond[#F.cond])
   F.cond[#F.cond] = nil
 end }
 

@@ -281,6 +281,22 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       end
     end)
 
+    it("forgets parentheses of a skipped branch, sends nothing for it, takes \\else after a bad \\if", function()
+      local conn <close> = fresh()
+      local sent = {}
+      local function on_statement(text) sent[#sent + 1] = (text:gsub("%s+", " ")) end
+      local s = sqlrun.string(conn, "SELECT 1 AS x\n\\if false\n  , (\n\\endif\n;\nSELECT 2;\n" ..
+        "\\if false\nSELECT 3;\n\\endif\n\n\n", { on_statement = on_statement })
+      assert.same({ "SELECT 1 AS x ;", "SELECT 2;" }, sent)
+      assert.equal(2, s.statements)
+      -- psql takes an unreadable \if expression for false: its \else branch runs
+      local out, text = collector()
+      s = sqlrun.string(conn, "\\if maybe\n\\echo then\n\\else\n\\echo else\n\\endif\n",
+        { on_error_stop = false, output = out, log = (capture_log()) })
+      assert.equal(1, s.errors)
+      assert.equal("else\n", text())
+    end)
+
     it("at the end of a file, runs the last unterminated statement only in an active branch (psql)", function()
       local conn <close> = fresh()
       local l = capture_log()
