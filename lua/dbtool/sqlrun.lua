@@ -15,7 +15,8 @@
 -- (function(res, info)), on_statement (function(text, where) → the text to send instead, or
 -- nil to send it as is), log (a dbtool.log logger), cwd (base of relative paths and \i),
 -- name (display name of a string script).
--- summary: {statements =, errors =, files =, time =, rolled_back = bool}.
+-- summary: {statements =, errors =, files =, time =, rolled_back = bool, buffer_peak = the
+-- largest input buffer held, in bytes (about 2 × CHUNK, or the longest statement line)}.
 -- SQL and meta-command errors raise dbtool.errors values (exit 1) with where =
 -- "file:line:col", excerpt (statement lines with a caret, the include chain), sqlstate,
 -- detail, hint, context, includes = {{file =, line =, command =}, ...}.
@@ -91,16 +92,22 @@ local function where_of(F, line, col)
   return string.format("%s:%d:%d", F.name, line, col)
 end
 
--- "  12 | text" lines; caret under character `col` of the last line shown.
+-- "  12 | text" lines; caret under character `col` of the last line shown (tabs kept, wide
+-- characters counted as the two columns a terminal shows them in).
 local function caret_line(width, text, col)
-  local prefix = ""
+  local char_width = require("dbtool.ui").char_width
+  local prefix = {}
   local i = 1
-  for _, c in utf8.codes(text) do
-    if i >= col then break end
-    prefix = prefix .. (c == 9 and "\t" or " ")
-    i = i + 1
+  if utf8.len(text) then
+    for _, c in utf8.codes(text) do
+      if i >= col then break end
+      prefix[i] = c == 9 and "\t" or string.rep(" ", char_width(c))
+      i = i + 1
+    end
+  else
+    prefix[1] = text:sub(1, col - 1):gsub("[^\t]", " ")
   end
-  return string.rep(" ", width) .. " | " .. prefix .. "^"
+  return string.rep(" ", width) .. " | " .. concat(prefix) .. "^"
 end
 
 local function chain_lines(chain)
@@ -344,14 +351,15 @@ local function refill(F, keep)
     F.base = F.base + keep - 1
   end
   F.pos = 1
+  if #F.buf > F.stats.buffer_peak then F.stats.buffer_peak = #F.buf end
   return true
 end
 
 local function make_file(R, name, f, dir)
   return {
-    name = name, f = f, dir = dir, buf = "", pos = 1, base = 0, eof = f == nil,
+    name = name, f = f, dir = dir, buf = "", pos = 1, base = 0, eof = f == nil, stats = R.stats,
     line = 1, lpos = 1, lstart = 1,
-    sc = sqlscan.new { std_strings = R.std_strings },
+    sc = sqlscan.new { std_strings = R.std_strings }, std_strings = R.std_strings,
     st = new_statement(), cond = {},
   }
 end
@@ -539,11 +547,28 @@ local function copy_in(R, F)
   F.pos = (nl or #F.buf) + 1
   R.copy_line = locate(F, F.base + F.pos)
   local ok, err = pcall(function()
+    local midline = false   -- F.pos is inside a data line already partly sent
     while true do
-      local found, dend, resume = copy_scan(F.buf, F.pos, F.eof)
-      if dend >= F.pos then conn:put_copy_data(F.buf:sub(F.pos, dend)) end
-      F.pos = resume
-      if found or F.eof then break end
+      if midline then
+        local e = F.buf:find("\n", F.pos, true) or #F.buf
+        if e >= F.pos then conn:put_copy_data(F.buf:sub(F.pos, e)) end
+        midline = F.buf:byte(e) ~= 10
+        F.pos = e + 1
+      end
+      if not midline then
+        local found, dend, resume = copy_scan(F.buf, F.pos, F.eof)
+        if dend >= F.pos then conn:put_copy_data(F.buf:sub(F.pos, dend)) end
+        F.pos = resume
+        if found then break end
+        -- what is left is the start of a line: send it now unless it may be the end marker
+        -- (`\.`, `\.\r`), so that a long line does not pile up in the buffer
+        if F.pos <= #F.buf and (#F.buf - F.pos >= 3 or F.buf:byte(F.pos) ~= 92) then
+          conn:put_copy_data(F.buf:sub(F.pos))
+          F.pos = #F.buf + 1
+          midline = true
+        end
+      end
+      if F.eof then break end
       refill(F, F.pos)
     end
   end)
@@ -557,13 +582,11 @@ local function copy_in(R, F)
   end
 end
 
-local function update_std_strings(R, F, text)
-  if not text:lower():find("standard_conforming_strings", 1, true) then return end
-  local ok, res = pcall(R.conn.exec, R.conn, "SHOW standard_conforming_strings")
-  if ok and res and res[1] then
-    R.std_strings = res[1][1] == "on"
-    F.sc:set_std_strings(R.std_strings)
-  end
+-- standard_conforming_strings as the server reports it (ParameterStatus, as psql reads it):
+-- SET, set_config(), RESET, a rolled-back SET LOCAL all change how backslashes in '' lex.
+local function update_std_strings(R)
+  local v = R.conn:parameter_status("standard_conforming_strings")
+  if v then R.std_strings = v ~= "off" end
 end
 
 -- Send one statement (text) and drain its results.
@@ -592,9 +615,9 @@ local function execute(R, F, st, text)
     else
       if R.on_result then R.on_result(res, { where = R.current, statement = text }) end
       if R.print_results then print_result(R, res) end
-      if res.command == "SET" or res.command == "RESET" then update_std_strings(R, F, text) end
     end
   end
+  update_std_strings(R)
   if perr then fail(R, sql_error(R, F, st, text, perr)) end
   -- what followed the COPY statement on its line
   if rest then run_cursor(R, F, rest) end
@@ -834,6 +857,10 @@ function run_cursor(R, F, C)
   local sc = F.sc
   local sp = C.pos          -- start of the statement text not yet added
   while true do
+    if F.std_strings ~= R.std_strings then   -- changed by a statement (of any file)
+      F.std_strings = R.std_strings
+      sc:set_std_strings(F.std_strings)
+    end
     local kind, p, q, start, name, vkind = sc:scan(C.buf, C.pos, C.eof)
     local act = active(F)
     if start ~= true then
@@ -902,6 +929,7 @@ function run_file(R, path, text, opened)
     F = make_file(R, path, nil, R.cwd)
     F.buf = text
     F.eof = true
+    if #text > R.stats.buffer_peak then R.stats.buffer_peak = #text end
   elseif path == "-" then
     F = make_file(R, "<stdin>", io.stdin, R.cwd)
     F.keep_open = true
@@ -947,8 +975,8 @@ local function run(conn, opts, path, text)
     print_results = opts.print_results,
     on_result = opts.on_result,
     on_statement = opts.on_statement,
-    std_strings = true,
-    stats = { statements = 0, errors = 0, files = 0 },
+    std_strings = conn:parameter_status("standard_conforming_strings") ~= "off",
+    stats = { statements = 0, errors = 0, files = 0, buffer_peak = 0 },
   }
   local stop_default = opts.on_error_stop ~= false
   R.vars.ON_ERROR_STOP = stop_default and "on" or "off"
@@ -966,7 +994,10 @@ local function run(conn, opts, path, text)
   conn:on_notice(function(n)
     local level = ({ WARNING = "warn", NOTICE = "info", INFO = "info", LOG = "debug",
       DEBUG = "debug" })[n.severity] or "info"
-    R.log[level](R.log, "%s: %s: %s", R.current or (path or "sql"), n.severity or "NOTICE", n.msg)
+    local l = R.log[level]
+    l(R.log, "%s: %s: %s", R.current or (path or "sql"), n.severity or "NOTICE", n.msg)
+    if n.detail then l(R.log, "detail: %s", n.detail) end
+    if n.hint then l(R.log, "hint: %s", n.hint) end
   end)
   local began = false
   if opts.single_transaction and conn:transaction_status() == "idle" then
@@ -974,6 +1005,7 @@ local function run(conn, opts, path, text)
     began = true
   end
   local ok, err = errors.try(run_file, R, path, text)
+  R.current = nil           -- notices of the COMMIT below belong to no statement
   if ok and began then
     local res
     ok, res = errors.try(conn.exec, conn, "COMMIT")

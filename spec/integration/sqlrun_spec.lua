@@ -408,6 +408,33 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal("42601", e.sqlstate)
     end)
 
+    it("lexes '' as the server's standard_conforming_strings says, however it changed", function()
+      local conn <close>, url = fresh()
+      local d = testutil.tmpdir("stdstr")
+      testutil.write(d .. "/off.sql", "SELECT set_config('standard_conforming_strings', 'off', false);\n")
+      local main = testutil.write(d .. "/main.sql", table.concat({
+        "CREATE TABLE s (n int, v text);",
+        "\\ir off.sql",                                        -- set_config in an included file
+        "INSERT INTO s SELECT 1, 'it\\'s; one';",
+        "BEGIN;",
+        "SET LOCAL standard_conforming_strings = on;",
+        "INSERT INTO s VALUES (2, 'c:\\');",
+        "ROLLBACK;",                                           -- back to off
+        "INSERT INTO s SELECT 3, 'it\\'s; three';",
+        "RESET standard_conforming_strings;",                  -- on
+        "INSERT INTO s VALUES (4, 'c:\\');",
+      }, "\n"))
+      sqlrun.file(conn, main, { log = (capture_log()) })
+      assert.equal("1=it's; one|3=it's; three|4=c:\\",
+        value(conn, "SELECT string_agg(n || '=' || v, '|' ORDER BY n) FROM s"))
+      -- a database whose default is off: the lexer starts off
+      local dbname = url:match("^postgresql:///([^?]+)")
+      conn:exec('ALTER DATABASE "' .. dbname .. '" SET standard_conforming_strings = off')
+      local c2 <close> = testutil.connect(url)
+      sqlrun.string(c2, "INSERT INTO s SELECT 5, 'a\\'; b';", { log = (capture_log()) })
+      assert.equal("a'; b", value(c2, "SELECT v FROM s WHERE n = 5"))
+    end)
+
     it("provides DBNAME, USER, PORT like psql", function()
       local conn <close>, url = fresh()
       local out, text = collector()
@@ -453,6 +480,48 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.is_false(ok)
       assert.equal(f .. ":5005:10", e.where)
       assert.equal(5000, value(conn, "SELECT count(*) FROM d"))
+    end)
+
+    it("streams a data line longer than the read buffer without holding it (bytea/text rows of MBs)", function()
+      local conn <close> = fresh()
+      local d = testutil.tmpdir("copylong")
+      local long = string.rep("0123456789", 200000)          -- a 2 MB field
+      local f = testutil.write(d .. "/long.sql", "CREATE TABLE c (a int, b text);\nCOPY c FROM stdin;\n" ..
+        "1\t" .. long .. "\n2\t\\\\.\n3\t" .. long .. "\n\\.\nSELECT nope;\n")
+      local saved = sqlrun.CHUNK
+      sqlrun.CHUNK = 4096
+      local ok, e = pcall(sqlrun.file, conn, f)
+      sqlrun.CHUNK = saved
+      assert.is_false(ok)
+      assert.equal(f .. ":7:8", e.where)
+      assert.equal("1:2000000 2:2 3:2000000",
+        value(conn, "SELECT string_agg(a || ':' || length(b), ' ' ORDER BY a) FROM c"))
+      assert.equal(long, value(conn, "SELECT b FROM c WHERE a = 3"))
+      -- the input buffer stays about two chunks whatever the length of a line
+      local f2 = testutil.write(d .. "/ok.sql", "CREATE TABLE c (a int, b text);\nCOPY c FROM stdin;\n1\t" ..
+        long .. "\n\\.\n")
+      local c2 <close> = fresh()
+      sqlrun.CHUNK = 4096
+      local s = sqlrun.file(c2, f2)
+      sqlrun.CHUNK = saved
+      assert.is_true(s.buffer_peak <= 3 * 4096, "input buffer grew to " .. s.buffer_peak .. " bytes")
+      assert.equal(#long, value(c2, "SELECT length(b) FROM c"))
+    end)
+
+    it("finds the end of data and line starts split anywhere between reads", function()
+      local d = testutil.tmpdir("copysplit")
+      local f = testutil.write(d .. "/s.sql", "CREATE TABLE c (b text, a int);\nCOPY c FROM stdin;\n" ..
+        "ab.\t1\n\\\\.\t2\n\\\\.x\t3\n\\N\t4\n\\.\r\nSELECT 1;\n")
+      local saved = sqlrun.CHUNK
+      for _, size in ipairs { 1, 2, 3, 4, 5, 7, 4096 } do
+        local conn <close> = fresh()
+        sqlrun.CHUNK = size
+        local ok, s = pcall(sqlrun.file, conn, f)
+        sqlrun.CHUNK = saved
+        assert.is_true(ok, tostring(s and s.msg or s))
+        assert.equal(3, s.statements)
+        assert.equal("ab.|\\.|\\.x|NULL", value(conn, "SELECT string_agg(coalesce(b, 'NULL'), '|' ORDER BY a) FROM c"))
+      end
     end)
 
     it("ends the data at the end of the file without \\.", function()
@@ -519,6 +588,17 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       local conn <close> = fresh()
       local e = raises(function() sqlrun.string(conn, "SELECT 'ééé', nope;") end)
       assert.equal("<string>:1:15", e.where)
+      -- the caret sits under the column in a terminal: wide characters take two columns
+      e = raises(function() sqlrun.string(conn, "SELECT 1,\n\t'é漢字😀', nope;") end)
+      assert.equal("<string>:2:10", e.where)
+      assert.equal("1 | SELECT 1,\n2 | \t'é漢字😀', nope;\n  | \t           ^", e.excerpt)
+      -- a script in another client encoding (not UTF-8): columns in bytes, no crash
+      e = raises(function()
+        sqlrun.string(conn, "SET client_encoding = 'LATIN1';\nSELECT 'caf\xe9', nope;", { name = "l1.sql" })
+      end)
+      assert.equal(1, e.exit)
+      assert.equal("l1.sql:2:16", e.where)
+      assert.equal("2 | SELECT 'caf\xe9', nope;\n  |                ^", e.excerpt)
       e = raises(function() sqlrun.string(conn, "SELECT 1;\n\n   SELECT 1/0;") end)
       assert.equal("<string>:3:4", e.where)
       assert.equal("22012", e.sqlstate)
@@ -559,9 +639,13 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
     it("routes notices to the log with the statement's location", function()
       local conn <close> = fresh()
       local l, lines = capture_log()
-      sqlrun.string(conn, "SELECT 1;\nDO $$ BEGIN RAISE NOTICE 'hello'; RAISE WARNING 'careful'; END $$;",
-        { name = "n.sql", log = l })
-      assert.same({ "info: n.sql:2: NOTICE: hello", "warn: n.sql:2: WARNING: careful" }, lines)
+      sqlrun.string(conn, "SELECT 1;\nDO $$ BEGIN RAISE NOTICE 'hello'; RAISE WARNING 'careful'; END $$;\n" ..
+        "DO $$ BEGIN RAISE NOTICE 'with more' USING DETAIL = 'the detail', HINT = 'the hint'; END $$;\n" ..
+        "COMMIT;", { name = "n.sql", log = l, single_transaction = true })
+      assert.same({ "info: n.sql:2: NOTICE: hello", "warn: n.sql:2: WARNING: careful",
+        "info: n.sql:3: NOTICE: with more", "info: detail: the detail", "info: hint: the hint",
+        -- the script's COMMIT ended the transaction: ours finds none (as with psql -1)
+        "warn: n.sql: WARNING: there is no transaction in progress" }, lines)
     end)
   end)
 
