@@ -112,7 +112,9 @@ local ok, err = pcall(function()
   baseline()
   local t_ours, t_base, t_initdb = {}, {}, {}
   for i = 1, n do -- interleaved, so that load changes hit both sides alike
+    b.settle()
     t_ours[i] = ours()
+    b.settle()
     t_base[i] = baseline()
     t_initdb[i] = initdb()
   end

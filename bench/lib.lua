@@ -18,6 +18,14 @@ function M.time(argv, opts)
   return core.now() - t0, code
 end
 
+--- Let the previous run's writes reach the disk (sync) and the machine settle, so that a
+--- run does not pay for the write-back of the one before (untimed; used on both sides).
+function M.settle()
+  local p = proc.spawn { argv = { "sync" }, stdin = "null", stdout = "null", stderr = "null" }
+  if p then p:wait() end
+  core.sleep(0.2)
+end
+
 function M.median(xs)
   local s = {}
   for i, x in ipairs(xs) do s[i] = x end

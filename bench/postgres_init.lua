@@ -67,6 +67,7 @@ run({ init }, envfor(same))
 local fresh_same = b.sample(n, function()
   cluster.stop(same)
   wait_spare(same)
+  b.settle()
   return run({ init }, envfor(same))
 end, 0)
 cluster.stop(same)
@@ -82,6 +83,7 @@ local function new_dir(extra)
   return function()
     k = k + 1
     local dir = base_dir .. "/new" .. k
+    b.settle()
     local secs = run({ init }, envfor(dir, extra))
     cluster.stop(dir)
     cluster.remove(dir)
@@ -150,6 +152,7 @@ local baseline = b.sample(n, function()
   local dir = base_dir .. "/base" .. j
   local data, env = dir .. "/data", require("dbtool.env").child_env { PGPORT = "5482" }
   require("dbtool.cluster").mkdir_p(dir, 448)
+  b.settle()
   local t0 = core.now()
   run({ bindir .. "/initdb", "-D", data, "--no-locale", "-E", "UTF8" }, env)
   run({ bindir .. "/pg_ctl", "-D", data, "-l", dir .. "/log", "-o", "-F -k " .. dir ..

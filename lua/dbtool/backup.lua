@@ -173,7 +173,7 @@ Job.__index = Job
 function M.spawn(argv, what, opts)
   opts = opts or {}
   local proc = require "dbtool.core.proc"
-  local errfile = os.tmpname()
+  local errfile = env.tmpfile()
   local p, err = proc.spawn { argv = argv, env = env.child_env(opts.env), stdin = opts.stdin or "null",
     stdout = opts.stdout or "null", stderr = opts.stderr or { path = errfile } }
   if not p then

@@ -334,8 +334,11 @@ M.mkdir_p = mkdir_p
 
 local function run(argv, opts)
   opts = opts or {}
-  local p, err = proc.spawn { argv = argv, stdin = opts.stdin or "null", stdout = opts.stdout or "null",
-    stderr = opts.stderr or "null", env = opts.env }
+  local p, err
+  core.uninterruptible(function()   -- the wait below must own the child, Ctrl-C or not
+    p, err = proc.spawn { argv = argv, stdin = opts.stdin or "null", stdout = opts.stdout or "null",
+      stderr = opts.stderr or "null", env = opts.env }
+  end)
   if not p then return nil, err end
   local okw, how, code = pcall(p.wait, p)
   if not okw then
@@ -1140,15 +1143,19 @@ end
 local function launch(o, L)
   local logdir = log_dir_of(o)
   local startlog = logdir .. "/postmaster.log"
-  local p, err = proc.spawn {
-    argv = { o.bindir .. "/postgres", "-D", L.data, "-F" },
-    env = env.child_env { PGDATA = false, PGPORT = false, PGHOST = false },
-    stdin = "null", stdout = { path = startlog, mode = "w" }, stderr = "stdout", detach = true,
-  }
+  local p, err
+  -- a Ctrl-C right after the spawn must not leave a server nobody tracks
+  core.uninterruptible(function()
+    p, err = proc.spawn {
+      argv = { o.bindir .. "/postgres", "-D", L.data, "-F" },
+      env = env.child_env { PGDATA = false, PGPORT = false, PGHOST = false },
+      stdin = "null", stdout = { path = startlog, mode = "w" }, stderr = "stdout", detach = true,
+    }
+    if p then children[p.pid] = p end
+  end)
   if not p then
     errors.raise(errors.NO_DEPENDENCY, "cannot run " .. o.bindir .. "/postgres: " .. tostring(err))
   end
-  children[p.pid] = p
   local started = os.time()
   local target = { host = L.sock, port = tostring(o.port), dbname = "postgres", user = o.user,
     connect_timeout = "10" }

@@ -179,6 +179,20 @@ function M.user()
 end
 
 --- Cache directory: ${XDG_CACHE_HOME:-~/.cache}/db-tool.
+--- A new empty temporary file under $TMPDIR (default /tmp), mode 0600: its path. (os.tmpname
+--- ignores TMPDIR.) The caller removes it.
+function M.tmpfile()
+  local stdlib = require "posix.stdlib"
+  local base = M.get("TMPDIR", "/tmp")
+  local fd, path = stdlib.mkstemp(base .. "/db-tool-XXXXXX")
+  if not fd then
+    errors.raise(errors.GENERIC, "cannot create a temporary file in " .. base .. ": " .. tostring(path),
+      { hint = "check TMPDIR", variable = "TMPDIR" })
+  end
+  require("posix.unistd").close(fd)
+  return path
+end
+
 function M.cache_dir()
   local base = M.get("XDG_CACHE_HOME")
   if not base then

@@ -63,7 +63,7 @@ function M.exec(argv, opts)
   local proc = require "dbtool.core.proc"
   local stdin, tmp = "null", nil
   if opts.stdin then
-    tmp = os.tmpname()
+    tmp = require("dbtool.env").tmpfile()
     local f = assert(io.open(tmp, "wb"))
     f:write(opts.stdin)
     f:close()

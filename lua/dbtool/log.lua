@@ -129,6 +129,9 @@ function M.write(level, ns, msg)
     line = ns .. "> " .. msg .. "\n"
   end
   local status = ui.suspend_status()
+  -- what the program printed on stdout before this line comes out before it, also when
+  -- stdout is a pipe (block-buffered) shared with stderr: `database hydrate 2>&1 | cat`
+  if stream ~= io.stdout then io.stdout:flush() end
   stream:write(line)
   stream:flush()
   ui.resume_status(status)

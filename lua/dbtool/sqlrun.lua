@@ -1036,7 +1036,10 @@ local function run(conn, opts, path, text)
     cwd = opts.cwd,
     log = opts.log or log.ns("sql"),
     write = writer(opts.output or opts.echo),
-    warn = writer(opts.warn or io.stderr),
+    warn = writer(opts.warn or function(s)
+      io.stdout:flush()   -- \warn after \echo stays after it when both go to one pipe
+      io.stderr:write(s)
+    end),
     print_results = opts.print_results,
     on_result = opts.on_result,
     on_statement = opts.on_statement,

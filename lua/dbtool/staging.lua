@@ -374,7 +374,7 @@ function M.pull(ctx, cfg, overrides)
   log:debug("running: %s", table.concat(argv, " "))
 
   local writer = s.writer(cfg)
-  local errfile = os.tmpname()
+  local errfile = env.tmpfile()
   local p, perr = proc.spawn { argv = argv, env = env.child_env(), stdin = "null", stdout = "pipe",
     stderr = { path = errfile } }
   if not p then

@@ -533,20 +533,25 @@ function M.check(ctx, opts)
   local dir
   local ph = M.phases(l, "check")
   local removed = false
-  -- a throw-away cluster: no shutdown checkpoint. After a success the files are deleted by a
-  -- detached `rm` that outlives us by a few milliseconds (the result is not kept waiting);
-  -- on a failure or Ctrl-C we wait for the deletion, after ending anything of ours still
-  -- working in the directory (a copy or a server an interrupt left unattended).
+  -- a throw-away cluster: no shutdown checkpoint. After a success the server is stopped and
+  -- the files deleted by a detached db-tool that outlives us by some tens of milliseconds
+  -- (the result is not kept waiting); on a failure or Ctrl-C we wait for both, after ending
+  -- anything of ours still working in the directory (a copy or a server an interrupt left
+  -- unattended).
   local function remove(background)
-    pcall(cluster.stop, dir, { mode = "immediate" })
-    if background then
-      local p = require("dbtool.core.proc").spawn { argv = { "rm", "-rf", "--", dir }, stdin = "null",
-        stdout = "null", stderr = "null", detach = true }
-      if p then
-        removed = true
-        return
-      end
+    local exe = background and core.exe()
+    if exe then
+      local p
+      core.uninterruptible(function()
+        local code = string.format("local c = require('dbtool.cluster') "
+          .. "pcall(c.stop, %q, { mode = 'immediate' }) c.rm_rf(%q)", dir, dir)
+        p = require("dbtool.core.proc").spawn { argv = { exe, "-e", code }, stdin = "null", stdout = "null",
+          stderr = "null", detach = true }
+        removed = p ~= nil
+      end)
+      if removed then return end
     end
+    pcall(cluster.stop, dir, { mode = "immediate" })
     end_children_in(dir, l)
     cluster.rm_rf(dir)
     removed = true

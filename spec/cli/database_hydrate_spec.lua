@@ -60,6 +60,48 @@ describe("database hydrate", function()
     assert.is_true(hectic(url))
   end)
 
+  it("keeps \\echo and \\warn in order with the log lines on one pipe (2>&1 | cat): hydrate, sql, migrator",
+  function()
+    local script = "\\echo one\nDO $$BEGIN RAISE NOTICE 'hello'; END$$;\n\\echo two\n\\warn three-warn\n"
+      .. "\\echo four\n"
+    local dir = d.project {
+      ["db/src/entrypoint.sql"] = script,
+      ["script.sql"] = script,
+      ["db/migration/20260101000000-first/up.sql"] = script,
+      ["db/migration/20260101000000-first/down.sql"] = "SELECT 1;\n",
+    }
+    local url = t.fresh_db("hyd")
+    -- stdout and stderr are the same pipe: stdout is block-buffered there, stderr is not
+    local function piped(args)
+      local cmd = t.shq(t.build .. "/database")
+      for _, a in ipairs(args) do cmd = cmd .. " " .. t.shq(a) end
+      local r = t.run { argv = { "sh", "-c", cmd .. " 2>&1 | cat" }, env = d.env(dir, { PGURL = url }),
+        cwd = dir }
+      assert.are.equal(0, r.code, r.stdout)
+      assert.are.equal("", r.stderr)
+      -- the script's lines and the log lines around them, in the order they came out
+      local seen = {}
+      for line in r.stdout:gmatch("[^\n]+") do
+        if line == "one" or line == "two" or line == "three-warn" or line == "four" then
+          seen[#seen + 1] = line
+        elseif line:find("NOTICE: hello", 1, true) then
+          seen[#seen + 1] = "NOTICE"
+        elseif line:find("hydrate database sources", 1, true) or line:find("applying migration", 1, true) then
+          seen[#seen + 1] = "start"
+        elseif line:find("hydrate done", 1, true) or line:find("successfully migrated", 1, true) then
+          seen[#seen + 1] = "done"
+        end
+      end
+      return seen, r.stdout
+    end
+    local seen, out = piped { "hydrate" }
+    assert.are.same({ "start", "one", "NOTICE", "two", "three-warn", "four", "done" }, seen, out)
+    seen, out = piped { "sql", "script.sql" }
+    assert.are.same({ "one", "NOTICE", "two", "three-warn", "four" }, seen, out)
+    seen, out = piped { "migrator", "migrate", "up", "all" }
+    assert.are.same({ "start", "one", "NOTICE", "two", "three-warn", "four", "done" }, seen, out)
+  end)
+
   it("connects to -u, else PGURL, else DB_URL", function()
     local dir = d.project {
       ["db/src/entrypoint.sql"] = "CREATE TABLE here (x int) INHERITS (hectic.created_at);\n" }

@@ -219,6 +219,21 @@ describe("dbtool.cluster (pure parts)", function()
     end)
   end)
 
+  describe("pool", function()
+    it("keeps POOL_SIZE prepared copies unless DB_TOOL_SPARES says otherwise (0 disables, at most 8)",
+      function()
+      env.set("DB_TOOL_SPARES", nil)
+      assert.are.equal(cluster.POOL_SIZE, cluster.pool_size())
+      for v, want in pairs { ["0"] = 0, ["3"] = 3, ["2.7"] = 2, ["99"] = 8, ["-1"] = cluster.POOL_SIZE,
+        ["many"] = cluster.POOL_SIZE, [""] = cluster.POOL_SIZE } do
+        env.set("DB_TOOL_SPARES", v)
+        assert.are.equal(want, cluster.pool_size(), "DB_TOOL_SPARES=" .. v)
+      end
+      assert.are.equal("/c/initdb-x/spares", cluster.pool_dir("/c/initdb-x"))
+      assert.are.equal("/c/initdb-x/spares", cluster.pool_dir { dir = "/c/initdb-x" })
+    end)
+  end)
+
   describe("options_from_env", function()
     it("applies the seed defaults", function()
       env.set("PG_WORKING_DIR", "/w")
