@@ -1140,7 +1140,7 @@ end
 
 --- Start postgres on o.data and wait until it accepts connections. Returns the process, or
 --- nil, reason ("exited" | "timeout"), detail (log tail).
-local function launch(o, L)
+local function launch(o, L, client)
   local logdir = log_dir_of(o)
   local startlog = logdir .. "/postmaster.log"
   local p, err
@@ -1156,6 +1156,8 @@ local function launch(o, L)
   if not p then
     errors.raise(errors.NO_DEPENDENCY, "cannot run " .. o.bindir .. "/postgres: " .. tostring(err))
   end
+  -- someone will connect once the server is up: load libpq (~10 ms) while it starts
+  if client then pcall(require, "dbtool.core.pg") end
   local started = os.time()
   local target = { host = L.sock, port = tostring(o.port), dbname = "postgres", user = o.user,
     connect_timeout = "10" }
@@ -1390,7 +1392,13 @@ local function start_locked(o, L)
   end
   clear_stale(o, L)
   mark("config")
-  local p, why, detail, logfile = launch(o, L)
+  -- a fresh copy of the template already holds the database (it was created there)
+  local function baked()
+    return plan ~= "reuse" and used_template and (tpl.database == o.database or BUILTIN_DB[o.database])
+  end
+  -- will anyone connect right after the start? (then libpq is loaded while the server starts)
+  local client = o.client or (o.create_database ~= false and not baked())
+  local p, why, detail, logfile = launch(o, L, client)
   mark("start")
   if not p and plan == "reuse" and why == "exited" and o.reinit ~= false then
     l:warn("the reused cluster failed to start:\n%s", detail or "(no server output)")
@@ -1398,7 +1406,7 @@ local function start_locked(o, L)
     plan = "fresh"
     make_fresh()
     clear_stale(o, L)
-    p, why, detail, logfile = launch(o, L)
+    p, why, detail, logfile = launch(o, L, client)
     if p then l:notice("reinitialized broken cluster at %s", L.dir) end
   end
   if not p then
@@ -1410,10 +1418,8 @@ local function start_locked(o, L)
           "fix the cause above; the data directory is " .. L.data,
       })
   end
-  -- a fresh copy of the template already holds the database (it was created there)
   local created = false
-  local baked = plan ~= "reuse" and used_template and (tpl.database == o.database or BUILTIN_DB[o.database])
-  if o.create_database ~= false and not baked then
+  if o.create_database ~= false and not baked() then
     created = ensure_database(o, L)
   end
   mark("database")
@@ -1442,7 +1448,8 @@ end
 ---   spare (prepare the next fresh copy in the background), bindir, cache, log (logger),
 ---   reinit (false: a reused cluster that fails to start is an error, left in place — not
 ---   moved aside and replaced by a fresh one; `restore` and `diff` use it), create_database
----   (false: do not connect to create `database`; `normalize-backup` connects itself).
+---   (false: do not connect to create `database`; `normalize-backup` connects itself),
+---   client (true: the caller connects right after the start, so libpq is loaded meanwhile).
 --- Returns a handle {url, host, port, user, database, dir, data, sock, pid, conninfo,
 --- reused, created, moved_aside, stop = function}. Errors: exit 2 (root, socket in use,
 --- start failure, lock timeout), 127 (binaries or preload library missing), 1 (other).

@@ -435,7 +435,9 @@ end
 
 --- Start (or reuse) the local cluster as postgres-init would; returns the cluster handle.
 function M.start_cluster(_, opts)
-  return require("dbtool.cluster").start_from_env(opts or {})
+  opts = opts or {}
+  if opts.client == nil then opts.client = true end   -- hydrate and patch connect next
+  return require("dbtool.cluster").start_from_env(opts)
 end
 
 -- hydrate then patch on the cluster `handle`, as phases of `ph`; returns the sub-context.
@@ -574,7 +576,7 @@ function M.check(ctx, opts)
     hook(ctx, "before_check", ctx)
     l:info("check: initializing temporary PostgreSQL cluster")
     local handle = ph:run("cluster", cluster.start, cluster.options_from_env {
-      dir = dir, reuse = false, spare = false, logging = false, log_dir = dir .. "/data/log",
+      dir = dir, reuse = false, spare = false, logging = false, log_dir = dir .. "/data/log", client = true,
       -- durability is pointless in a cluster removed at the end
       settings = { fsync = "off", synchronous_commit = "off", full_page_writes = "off" },
       log = l, prog = "database check",

@@ -42,8 +42,9 @@ Output:
 
 Speed: initdb runs once per server version, options and database name into
 ${XDG_CACHE_HOME:-~/.cache}/db-tool/; a fresh cluster is a copy of that template (and the
-next copy is prepared in the background inside the working directory). The server is
-started directly and polled with PQping.
+next copy is prepared in the background inside the working directory; DB_TOOL_SPARES
+copies per template wait in its spares/ for other fresh clusters). The server is started
+directly; it is ready when its postmaster.pid says so (what pg_ctl -w waits for).
 
 Safety: PG_REUSE never deletes data. A reused cluster that fails to start is moved aside
 to data.broken-<timestamp> and a fresh one is created. A socket served by another
