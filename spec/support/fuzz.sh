@@ -49,6 +49,10 @@ SELECT :x, :'x', :\"x\", :{?x}, a::int, b[1:2] \\; SELECT 2;
   "/* a /* nested; */ ; */ SELECT 1 -- c;
 ; U&'\\0041' B'1' X'f' N'n' E'a'
 '\\'' ;" \
+  "SELECT 0x1F\$t\$:a, 1e5\$t\$, 1\$t\$ x \$t\$, 0.5e--x; 1..2; \$e'\\';'; \$a:b \$\$x\$\$;" \
+  "CREATE FUNCTION f() RETURNS int LANGUAGE sql
+\\echo mid
+BEGIN ATOMIC SELECT (1; \\; BEGIN; END;" \
   "COPY t (a, b) FROM stdin;
 1	x
 \\N	y\\tz
