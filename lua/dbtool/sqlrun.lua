@@ -645,7 +645,12 @@ local function execute(R, F, st, text)
     vars.ERROR, vars.ROW_COUNT = "true", "0"
     vars.SQLSTATE = perr.sqlstate or ""
     vars.LAST_ERROR_SQLSTATE, vars.LAST_ERROR_MESSAGE = vars.SQLSTATE, perr.msg or ""
-    fail(R, sql_error(R, F, st, text, perr))
+    local e = sql_error(R, F, st, text, perr)
+    if conn:status() == "bad" then   -- no going on without a connection (psql stops too)
+      e.hint = e.hint or "the connection to the server was lost: the rest of the script did not run"
+      error(e, 0)
+    end
+    fail(R, e)
   else
     vars.ERROR, vars.SQLSTATE = "false", "00000"
     local n = last and last.affected

@@ -718,6 +718,17 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal(1, value(conn, "SELECT count(*) FROM k WHERE a = 2"))
     end)
 
+    it("stops at a lost connection even when continuing on errors", function()
+      local conn <close> = fresh()
+      local e = raises(function()
+        sqlrun.string(conn, "SELECT 1;\nSELECT pg_terminate_backend(pg_backend_pid());\nSELECT 2;\n",
+          { on_error_stop = false, name = "k.sql", log = (capture_log()) })
+      end)
+      assert.equal("k.sql:2:1", e.where)
+      assert.equal("57P01", e.sqlstate)
+      assert.matches("connection to the server was lost", e.hint)
+    end)
+
     it("sets psql's ERROR, SQLSTATE, ROW_COUNT, LAST_ERROR_MESSAGE, LAST_ERROR_SQLSTATE", function()
       local conn <close> = fresh()
       local out, text = collector()
