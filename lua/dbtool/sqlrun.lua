@@ -930,13 +930,18 @@ function run_cursor(R, F, C)
     end
     local kind, p, q, start, name, vkind = sc:scan(C.buf, C.pos, C.eof)
     local act = active(F)
-    if start ~= true then
+    if F.st.np > 0 then
+      -- a statement is pending (a ';' in a skipped \if branch ended only the scanner's):
+      -- it goes on, with the text since its last part
+      start = true
+    elseif start ~= true then
       if start == false then sp = p else sp = start end
     end
     if kind == "semi" then
       add(F, C, sp, p + 1, start, act)
       C.pos = p + 1
-      if act then finish_statement(R, F) else st_clear(F.st) end
+      -- (in a skipped branch a ';' leaves the pending statement alone, as in psql)
+      if act then finish_statement(R, F) end
       sp = C.pos            -- (COPY FROM STDIN moves the position of the file)
     elseif kind == "var" then
       local v = act and var_value(R, name, vkind)

@@ -289,6 +289,14 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
         "\\if false\nSELECT 3;\n\\endif\n\n\n", { on_statement = on_statement })
       assert.same({ "SELECT 1 AS x ;", "SELECT 2;" }, sent)
       assert.equal(2, s.statements)
+      -- a ';' in a skipped branch does not end (nor drop) the statement pending before it;
+      -- the text after the branch joins it on a new line (a -- comment stays closed)
+      sent = {}
+      local fields
+      sqlrun.string(conn, "SELECT 1 AS a -- one\n\\if false\nSELECT 2;\n\\endif\n, 2 AS b;\n",
+        { on_statement = on_statement, on_result = function(res) fields = res.fields end })
+      assert.same({ "SELECT 1 AS a -- one , 2 AS b;" }, sent)
+      assert.same({ "a", "b" }, fields)
       -- psql takes an unreadable \if expression for false: its \else branch runs
       local out, text = collector()
       s = sqlrun.string(conn, "\\if maybe\n\\echo then\n\\else\n\\echo else\n\\endif\n",
