@@ -944,7 +944,19 @@ function run_cursor(R, F, C)
       if act then finish_statement(R, F) end
       sp = C.pos            -- (COPY FROM STDIN moves the position of the file)
     elseif kind == "var" then
-      local v = act and var_value(R, name, vkind)
+      local v = false
+      if act then
+        local ok, val = pcall(var_value, R, name, vkind)
+        if ok then
+          v = val
+        else   -- a value libpq cannot quote (not valid in the client encoding): left as written
+          local line, col = position(F, C, p)
+          fail(R, meta_error(R, F, { line = line, col = col, tcol = col,
+            text = not C.sub and line_text(F, C.base + p) or nil },
+            string.format("cannot quote the value of %s: %s", C.buf:sub(p, q),
+              errors.is(val) and val.msg or tostring(val))))
+        end
+      end
       C.pos = q + 1
       if v then
         add(F, C, sp, p, start, act)

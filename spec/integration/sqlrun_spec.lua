@@ -509,6 +509,22 @@ INSERT INTO t VALUES ('f', f()), (current_user::text, :v);
       assert.equal("a'; b", value(c2, "SELECT v FROM s WHERE n = 5"))
     end)
 
+    it("reports a value that cannot be quoted at the variable, and leaves it as written", function()
+      local conn <close> = fresh()
+      local e = raises(function()
+        sqlrun.string(conn, "\\set x `printf '\\377'`\nSELECT 1,\n  :'x';", { name = "q.sql" })
+      end)
+      assert.equal("q.sql:3:3", e.where)
+      assert.matches("cannot quote the value of :'x': .*multibyte", e.msg)
+      assert.matches("3 |   :'x';\n  |   %^", e.excerpt)
+      -- going on: the server sees :'x' (as with psql)
+      local l, lines = capture_log()
+      local s = sqlrun.string(conn, "\\set x `printf '\\377'`\nSELECT :\"x\";",
+        { on_error_stop = false, log = l })
+      assert.equal(2, s.errors)
+      assert.matches("syntax error at or near \":\"", table.concat(lines, "\n"))
+    end)
+
     it("provides DBNAME, USER, PORT like psql", function()
       local conn <close>, url = fresh()
       local out, text = collector()
