@@ -60,7 +60,7 @@ describe("sqlrun", function()
   end)
 
   describe("pg_dump output", function()
-    local src_url, plain, inserts
+    local src_url, plain, inserts, rows, clean
 
     setup(function()
       local conn
@@ -122,18 +122,41 @@ describe("sqlrun", function()
         CREATE VIEW labels AS SELECT id, label || ';' AS l, $$x$$::text AS x FROM items WHERE label <> ':v';
         COMMENT ON TABLE items IS 'Items; with ''quotes'' and \backslash';
         CREATE INDEX items_label ON items (lower(label));
+        CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+        CREATE TABLE part (k posint, v text) PARTITION BY RANGE (k);
+        CREATE TABLE part_1 PARTITION OF part FOR VALUES FROM (1) TO (100);
+        CREATE TABLE part_2 PARTITION OF part FOR VALUES FROM (100) TO (MAXVALUE);
+        INSERT INTO part SELECT g, E'v\t' || g FROM generate_series(1, 300) g;
+        CREATE MATERIALIZED VIEW moods AS SELECT feeling, count(*) AS n FROM items GROUP BY feeling;
+        ALTER TABLE items ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY not_secret ON items USING (label IS DISTINCT FROM 'secret;');
+        CREATE RULE no_negative AS ON INSERT TO part WHERE NEW.k > 1000 DO INSTEAD NOTHING;
+        SELECT lo_from_bytea(0, convert_to(E'large object; with \\ and \n newline', 'UTF8'));
+        SELECT lo_from_bytea(0, decode(repeat('00ff5c0a', 50000), 'hex'));
+        DO $$ BEGIN
+          EXECUTE format($f$COMMENT ON LARGE OBJECT %s IS 'lo; comment'$f$,
+            (SELECT min(oid) FROM pg_largeobject_metadata));
+        END $$;
       ]==])
       conn:close()
       plain = testutil.write(dir .. "/plain.sql", dump(src_url))
       inserts = testutil.write(dir .. "/inserts.sql", dump(src_url, { "--column-inserts" }))
+      rows = testutil.write(dir .. "/rows.sql", dump(src_url, { "--inserts", "--rows-per-insert=100" }))
+      clean = testutil.write(dir .. "/clean.sql", dump(src_url, { "--clean", "--if-exists" }))
     end)
 
-    local function restore_both(file)
-      local _, psql_url = fresh()
-      local r = testutil.run { argv = { bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", psql_url,
-        "-f", file } }
+    local function psql_f(url, file)
+      local r = testutil.run { argv = { bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", file } }
       assert.equal(0, r.code, r.stderr)
+    end
+
+    -- restore `file` with psql and with sqlrun (each over what `before` restored with psql)
+    local function restore_both(file, before)
+      local _, psql_url = fresh()
+      if before then psql_f(psql_url, before) end
+      psql_f(psql_url, file)
       local conn <close>, ours_url = fresh()
+      if before then psql_f(ours_url, before) end
       local summary = sqlrun.file(conn, file, { log = (capture_log()) })
       assert.is_true(summary.statements > 10)
       return psql_url, ours_url
@@ -146,6 +169,19 @@ describe("sqlrun", function()
       assert.truthy(text:find("BEGIN ATOMIC", 1, true))
       assert.truthy(text:find("$_$", 1, true))
       assert.truthy(testutil.read(inserts):find("INSERT INTO public.items (", 1, true))
+      assert.truthy(text:find("SELECT pg_catalog.lowrite(0, '\\x", 1, true))
+      assert.truthy(text:find("\nCOPY public.part_1 ", 1, true))
+      assert.truthy(testutil.read(rows):find("),\n\t(", 1, true))
+      assert.truthy(testutil.read(clean):find("DROP TABLE IF EXISTS public.items;", 1, true))
+    end)
+
+    it("restores --inserts --rows-per-insert output, and --clean --if-exists over a restored copy", function()
+      local a, b = restore_both(rows)
+      assert.equal(strip_restrict(dump(a)), strip_restrict(dump(b)))
+      assert.equal(strip_restrict(dump(src_url)), strip_restrict(dump(b)))
+      a, b = restore_both(clean, plain)
+      assert.equal(strip_restrict(dump(a)), strip_restrict(dump(b)))
+      assert.equal(strip_restrict(dump(src_url)), strip_restrict(dump(b)))
     end)
 
     it("restores plain output (COPY blocks) to the same database as psql -f", function()
