@@ -315,6 +315,7 @@ static int ss_scan(lua_State *L) {
         if (ss_digit(b[j])) {               /* $1: a parameter */
           k = j;
           while (k < n && ss_digit(b[k])) k++;
+          k = ss_identrun(b, k, n);         /* $1E'x' is junk then a '' string (psql) */
           if (k >= n) MORE(i);
           START(i);
           i = k;

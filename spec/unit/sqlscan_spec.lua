@@ -143,6 +143,11 @@ describe("sqlscan", function()
         stmts("SELECT $1;SELECT a$b$c;SELECT 1;"))
       -- a tag cannot start with a digit: $1$ is a parameter followed by '$'
       assert.same({ "SELECT $1$;", "x;" }, stmts("SELECT $1$;x;"))
+      -- letters after $1 are junk of the parameter: E' there opens a plain string
+      assert.same({ "SELECT $1E'x\\';", "y';" }, stmts("SELECT $1E'x\\';y';"))
+      -- ... and CREATE in $1CREATE is no identifier: no BEGIN tracking
+      assert.same({ "$1CREATE FUNCTION f() BEGIN ATOMIC SELECT 1;", "END;" },
+        stmts("$1CREATE FUNCTION f() BEGIN ATOMIC SELECT 1;END;"))
     end)
 
     it("lexes what follows a '$' that opens no dollar quote again, as psql does", function()
