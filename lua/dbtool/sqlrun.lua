@@ -425,6 +425,39 @@ local function run_backtick(R, cmd)
   return (out:gsub("\n$", ""))
 end
 
+-- A value as one shell word: as is when plainly safe, else in single quotes.
+local function shell_word(v)
+  if v ~= "" and not v:find("[^%w%-_./:]") then return v end
+  if v:find("[\n\r]") then error("shell command argument contains a newline or carriage return", 0) end
+  return "'" .. v:gsub("'", "'\"'\"'") .. "'"
+end
+
+-- psql substitutes :name and :'name' (shell-quoted) inside `backquotes`; nothing else.
+local function backtick_vars(R, cmd)
+  local out, i = {}, 1
+  while true do
+    local c = cmd:find(":", i, true)
+    if not c then
+      out[#out + 1] = cmd:sub(i)
+      return concat(out)
+    end
+    out[#out + 1] = cmd:sub(i, c - 1)
+    local name, e = cmd:match("^'([%w_\128-\255]+)'()", c + 1)
+    local v = name and getvar(R, name)
+    if v then
+      out[#out + 1] = shell_word(v)
+    else
+      name, e = cmd:match("^([%w_\128-\255]+)()", c + 1)
+      v = name and getvar(R, name)
+      if v then out[#out + 1] = v end
+    end
+    if v then i = e else
+      out[#out + 1] = ":"
+      i = c + 1
+    end
+  end
+end
+
 local ESC = { n = "\n", t = "\t", b = "\b", r = "\r", f = "\f" }
 
 -- Lex the arguments of a meta-command as psql's OT_NORMAL: from line[i] to the end of the
@@ -501,7 +534,7 @@ local function lex_args(R, line, i, active)
         local k = line:find("`", i + 1, true)
         if not k then error("unterminated quoted string", 0) end
         if active then
-          local out, err = run_backtick(R, line:sub(i + 1, k - 1))
+          local out, err = run_backtick(R, backtick_vars(R, line:sub(i + 1, k - 1)))
           if not out then error(err, 0) end
           buf[#buf + 1] = out
         end

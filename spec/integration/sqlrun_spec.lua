@@ -464,6 +464,22 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       sqlrun.string(conn, "\\set x `echo hi there`\n\\echo :x\n", { output = out })
       assert.equal("hi there\n", text())
     end)
+
+    it("substitutes :name and :'name' (quoted for the shell) inside backquotes, as psql", function()
+      local conn <close> = fresh()
+      local out, text = collector()
+      sqlrun.string(conn, table.concat({
+        "\\set a 1",
+        "\\set s 'it''s $HOME; `x`'",
+        "\\echo `echo :a` `echo ':a'` `printf '%s|' :'s'` `printf '%s|' :'a'` `echo :nope :\"a\"`",
+      }, "\n"), { output = out })
+      assert.equal("1 1 it's $HOME; `x`| 1| :nope :a\n", text())   -- what psql 15 prints
+      local e = raises(function()
+        sqlrun.string(conn, "\\set n `printf 'a\\nb'`\n\\echo `echo :'n'`\n", { name = "n.sql" })
+      end)
+      assert.equal("n.sql:2:1", e.where)
+      assert.matches("newline or carriage return", e.msg)
+    end)
   end)
 
   describe("interpolation edge cases", function()
