@@ -202,7 +202,7 @@ describe("dbtool.junit", function()
     assert.matches('<testcase name="addition" classname="t/a.sql" file="t/a.sql" line="3" time="0.000"/>',
       xml, 1, true)
     assert.matches('<failure message="t/a.sql:4: Failed test 2: &quot;bad&quot;" type="assertion">'
-      .. 't/a.sql:4: Failed test 2: &quot;bad&quot;\nFailed test 2: &quot;bad&quot;\n   have: 1</failure>',
+      .. 't/a.sql:4: Failed test 2: &quot;bad&quot;\n   have: 1</failure>',
       xml, 1, true)
     assert.matches('<skipped message="no time"/>', xml, 1, true)
     assert.matches('<error message="t/a.sql:9:1: boom" type="SQLSTATE P0001">t/a.sql:9:1: boom</error>',
