@@ -134,7 +134,9 @@ function M.describe(v)
     if ok and type(s) == "string" then return M.shorten(s) end
   end
   if type(v) ~= "table" then
-    if type(v) == "number" or type(v) == "boolean" then return "a " .. type(v) .. " (" .. tostring(v) .. ")" end
+    if type(v) == "number" or type(v) == "boolean" then
+      return "a " .. type(v) .. " (" .. tostring(v) .. ")"
+    end
     return "a " .. type(v) .. " value"
   end
   local keys = {}
@@ -177,9 +179,8 @@ local CAUGHT = {} -- metatable of what the message handler returns
 local function handler(e)
   core.memory_limit(nil)
   if errors.is(e) and not e.bug then return e end
-  return setmetatable({ value = e, frame = project_frame(3),
-    traceback = debugging() and debug.traceback(tostring(errors.is(e) and e.msg or M.describe(e)), 2) or nil },
-    CAUGHT)
+  local tb = debugging() and debug.traceback(tostring(errors.is(e) and e.msg or M.describe(e)), 2) or nil
+  return setmetatable({ value = e, frame = project_frame(3), traceback = tb }, CAUGHT)
 end
 
 --- The error value for `e` caught by M.call around project code: `what` names the code
@@ -554,7 +555,11 @@ function M.migration_policy(project)
   end
   local hooks = {}
   for k, v in pairs((project.settings.migration or {}).hooks or {}) do
-    hooks[k] = type(v) == "function" and function(...) return call_hook(project, "migration." .. k, v, ...) end or v
+    if type(v) == "function" then
+      hooks[k] = function(...) return call_hook(project, "migration." .. k, v, ...) end
+    else
+      hooks[k] = v
+    end
   end
   for from, to in pairs(MIGRATION_HOOKS) do
     if project.hooks[from] then
