@@ -38,11 +38,10 @@ M.HOOKS = {
 
 --- Bounds of project code (README, "Extending"): the size of db-tool.lua, the Lua memory
 --- that loading it or a project module may take, the default budget of a command or hook
---- (settings.memory_limit changes it), and how much of a message is shown.
+--- (settings.memory_limit changes it).
 M.MAX_FILE = 4 * 1024 * 1024
 M.LOAD_MEMORY = 64 * 1024 * 1024
 M.RUN_MEMORY = 1024 * 1024 * 1024
-M.MAX_MESSAGE = 2000
 
 --- "64MB", "1GB", "512kB" or a number of bytes → bytes; false → false (no limit); nil, msg.
 function M.parse_size(v)
@@ -96,15 +95,7 @@ local function debugging()
   return dbg ~= nil and dbg ~= "" and dbg ~= "0"
 end
 
---- `s` cut to `max` bytes (default M.MAX_MESSAGE) at a UTF-8 boundary, saying how much was
---- left out.
-function M.shorten(s, max)
-  max = max or M.MAX_MESSAGE
-  if type(s) ~= "string" or #s <= max then return s end
-  local cut = max
-  while cut > 0 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
-  return s:sub(1, cut) .. string.format(" … (%d more bytes)", #s - cut)
-end
+M.shorten = errors.shorten
 
 -- Call project function fn(...) in a coroutine that may run `steps` VM instructions and
 -- grow the heap by `bytes` (for __tostring of an error object: it must not hang the report).
@@ -204,7 +195,8 @@ function M.error_of(e, what, file)
     if f and not f:find("^builtin/") then
       -- Lua shortens long chunk names to "...tail": the full name is the frame's or the file's
       local tail = f:match("^%.%.%.(.*)$")
-      for _, full in ipairs { frame and frame:match("^(.-):%d+$") or frame, file } do
+      local candidates = { file or false, frame and (frame:match("^(.-):%d+$") or frame) or false }
+      for _, full in ipairs(candidates) do
         if tail and full and full:sub(-#tail) == tail then f = full end
       end
       where, msg = f .. ":" .. line, rest
@@ -243,7 +235,17 @@ end
 --- Lua words it ("error in __gc (file:line: msg)"): the project's (exit 1).
 function M.gc_error(n, first)
   local inner = first:match("^error in __gc[%w ]*%((.*)%)$") or first
-  local e = M.error_of(inner, "a __gc metamethod (finalizer)")
+  -- Lua shortened the file name ("...tail"): the project's files are known
+  local tail = inner:match("^%.%.%.([^\n]-):%d+: ")
+  local file
+  if tail then
+    local candidates = { M.path() }
+    for _, origin in pairs(require("dbtool.loader").origin) do candidates[#candidates + 1] = origin end
+    for _, c in ipairs(candidates) do
+      if c:sub(-#tail) == tail then file = c end
+    end
+  end
+  local e = M.error_of(inner, "a __gc metamethod (finalizer)", file)
   if n > 1 then e.msg = e.msg .. string.format(" (and %d more finalizer errors)", n - 1) end
   e.hint = "an error raised in __gc does not stop the code that dropped the object: fix the finalizer"
   return e
@@ -450,6 +452,9 @@ function M.load(path)
   local chunk, err = load(text, "@" .. path, "t")
   if not chunk then
     local line, msg = split_lua_error(err, path)
+    if msg == "C stack overflow" then
+      msg = "the code is nested too deeply to be parsed (C stack overflow)"
+    end
     fail(path, M.shorten(msg), line)
   end
   local ok, res = pcall(M.call, { what = "loading the file", file = path, memory = M.LOAD_MEMORY }, chunk)
