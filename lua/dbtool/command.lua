@@ -634,18 +634,13 @@ function M.exit_code(res)
   errors.raise(errors.BUG, "command returned a " .. type(res) .. " (expected an exit code)")
 end
 
---- Run the command `entry` with `opts` in `ctx`. Project code's Lua errors become exit 1
---- naming the file (not db-tool bugs).
+--- Run the command `entry` with `opts` in `ctx`. Project code runs sandboxed in its failures
+--- (dbtool.project.run_command: errors and odd return values are the project's, exit 1
+--- naming the file, not db-tool bugs).
 function M.execute(entry, ctx, opts)
   local cmd = entry.module
   if entry.origin == "builtin" then return cmd.run(ctx, opts) end
-  local ok, res = xpcall(cmd.run, errors.handler, ctx, opts)
-  if ok then return res end
-  if res.bug then
-    res.exit, res.bug = errors.GENERIC, nil
-    res.msg = "command '" .. ctx.name .. "' (" .. tostring(entry.origin) .. ") failed: " .. res.msg
-  end
-  error(res, 0)
+  return require("dbtool.project").run_command(cmd.run, ctx, opts, entry.origin)
 end
 
 -- options every program has (after its own in the help): version, colour, pager
