@@ -106,7 +106,8 @@ demo: deps
 bench: all
 	@sh bench/run.sh
 
-# the TOML parser (Lua-level mutation + round-trip fuzzing), then the C lexer (libFuzzer)
+# the TOML parser (Lua-level mutation + round-trip fuzzing), the Lua fuzzers of spec/fuzz/
+# (dotenv, the project-file loader, the migration-directory scanners), then the C lexer
 fuzz: all
 	@$(BUILD)/db-tool spec/support/fuzz_toml.lua $${FUZZ_SECONDS:-60}
 	@sh spec/support/fuzz.sh

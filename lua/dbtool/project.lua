@@ -179,6 +179,8 @@ end
 function M.error_of(e, what, file)
   if errors.is(e) and not e.bug then -- raised on purpose (errors.raise, a database error)
     for _, k in ipairs { "msg", "detail", "hint" } do e[k] = M.shorten(e[k]) end
+    if not e.msg:find("%S") then e.msg = what .. " failed (an error without a message)" end
+    if e.where == nil then e.where = file end
     return e
   end
   local frame, traceback, value = nil, nil, e
