@@ -447,8 +447,9 @@ function M.check(ctx, opts)
     l:info("check: initializing temporary PostgreSQL cluster")
     local handle = ph:run("cluster", cluster.start, cluster.options_from_env {
       dir = dir, reuse = false, spare = false, logging = false, log_dir = dir .. "/data/log", client = true,
-      -- durability is pointless in a cluster removed at the end
-      settings = { fsync = "off", synchronous_commit = "off", full_page_writes = "off" },
+      -- durability is pointless in a cluster removed at the end, and so is autovacuum (whose
+      -- workers would also hold up the clones of `--test -j`: CREATE DATABASE waits for them)
+      settings = { fsync = "off", synchronous_commit = "off", full_page_writes = "off", autovacuum = "off" },
       log = l, prog = "database check",
     })
     l:info("check PGURL: %s", handle.url)
