@@ -55,22 +55,12 @@ local function mkdir_p(dir)
 end
 M.mkdir_p = mkdir_p
 
--- Script output on stdout: the status line (TTY) is erased first and redrawn after. With
--- --json, stdout is the document's: script output goes to stderr instead (set_stdout).
-local stdout_stream = io.stdout
+-- Script output on stdout: the status line (TTY) is erased first and redrawn after.
 local function stdout_writer(s)
   local status = ui.suspend_status()
-  stdout_stream:write(s)
-  stdout_stream:flush()
+  io.stdout:write(s)
+  io.stdout:flush()
   ui.resume_status(status)
-end
-
---- Send the script output that would go to stdout (hydrate, patch, test) to `stream`
---- instead (io.stderr for --json); returns the previous stream.
-function M.set_stdout(stream)
-  local old = stdout_stream
-  stdout_stream = stream or io.stdout
-  return old
 end
 
 --- Where the output of a step's script goes: `logvar` (HYDRATE_LOG / PATCH_LOG), else
