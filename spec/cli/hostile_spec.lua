@@ -213,6 +213,36 @@ return { commands = {
     end)
   end)
 
+  describe("project scripts (db-tool run: the project's code, exit 1)", function()
+    it("a string returned is an error message; a table raised or returned is rendered", function()
+      local dir = project { ["s/str.lua"] = "return 'the deploy target is missing'\n",
+        ["s/tbl.lua"] = "error({ code = 7, why = 'x' })\n", ["s/ret.lua"] = "return {}\n",
+        ["s/big.lua"] = "return 300\n", ["s/ok.lua"] = "return 7\n" }
+      local function run(f) return hostile { argv = { "db-tool", "run", dir .. "/s/" .. f } } end
+      local r = run("str.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/s/str.lua: the script failed: the deploy target is missing")
+      r = run("tbl.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "(error object is a table { code = 7, why = \"x\" })")
+      r = run("ret.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script returned an empty table")
+      r = run("big.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script returned a number (300)")
+      assert.are.equal(7, run("ok.lua").code)
+    end)
+
+    it("allocating without bound: stopped at the project's memory_limit, exit 1", function()
+      local dir = project { ["db/db-tool.lua"] = "return { settings = { memory_limit = '64MB' } }\n",
+        ["grow.lua"] = GROW }
+      local r = hostile { argv = { "db-tool", "run", "grow.lua" }, cwd = dir, env = { LOCAL_DIR = dir } }
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script ran out of memory")
+    end)
+  end)
+
   describe("rickdb.toml (rickdb's configuration error, exit 255)", function()
     local function rickdb(dir, ...)
       return hostile { argv = { "rickdb", ... }, cwd = dir, env = { RICKDB_CONFIG = false } }
