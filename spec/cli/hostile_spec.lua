@@ -322,6 +322,26 @@ return { commands = {
     end)
   end)
 
+  describe("migration directory names: a long one through status and migrate down all", function()
+    it("status prints it whole, down all reverts it (the original said 'unknown migration: 0')", function()
+      local mig = t.tmpdir("hostile-long") .. "/migration"
+      local name = "20250101000001-" .. string.rep("b", 240)
+      t.write(mig .. "/" .. name .. "/up.sql", "create schema long_two;\n")
+      t.write(mig .. "/" .. name .. "/down.sql", "drop schema long_two;\n")
+      local env = { MIGRATION_DIR = mig, DB_URL = t.fresh_db("hostile_long") }
+      assert.are.equal(0, hostile({ argv = { "migrator", "init" }, env = env }).code)
+      assert.are.equal(0, hostile({ argv = { "migrator", "migrate", "up", "all" }, env = env }).code)
+      local r = hostile { argv = { "migrator", "status" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      has(r.stdout, name)
+      r = hostile { argv = { "migrator", "migrate", "down", "all" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      has(r.stderr, "successfully migrated down to clean state")
+      local conn <close> = t.connect(env.DB_URL)
+      assert.are.equal(0, conn:exec("select count(*)::int as n from hectic.migration")[1].n)
+    end)
+  end)
+
   describe("dotenv files", function()
     pending("expansion output size, key and value sizes vs the bundle's tables (H4, issue 20)")
   end)
