@@ -61,22 +61,8 @@ local function options_at(spec, globals)
   return list
 end
 
-local function anywhere(list)
-  local out = {}
-  for _, o in ipairs(list) do if o.anywhere then out[#out + 1] = o end end
-  return out
-end
-
-local function group_options(group, inherited)
-  local list = {}
-  for _, o in ipairs(group.options or {}) do list[#list + 1] = o end
-  if inherited then
-    for _, o in ipairs(inherited) do list[#list + 1] = o end
-  elseif not group.no_standard then
-    for _, o in ipairs(command.STANDARD) do list[#list + 1] = o end
-  end
-  return list
-end
+local anywhere = command.anywhere_of
+local group_options = command.group_options
 
 local function project()
   local ok, p = pcall(function() return require("dbtool.project").load() end)
