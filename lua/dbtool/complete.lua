@@ -175,7 +175,14 @@ function M.candidates(words)
     return list
   end
   local p = (level.positionals or {})[#positional + 1]
-  if p then option_values(p, add, { globals = globals }) end
+  if p then
+    -- a positional named for a path completes paths (file, path, backup)
+    if not p.complete and not p.choices and (p[1] == "file" or p[1] == "path" or p[1] == "backup") then
+      add("::files")
+    else
+      option_values(p, add, { globals = globals })
+    end
+  end
   return list
 end
 
