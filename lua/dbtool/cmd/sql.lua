@@ -54,6 +54,7 @@ function M.run(ctx, opts)
     print_results = opts.print_results,
     output = io.stdout,
     log = ctx.log,
+    connect = true,         -- \c opens connections of the run's own (closed at its end)
   }
   local summary
   if opts.command then
@@ -64,6 +65,10 @@ function M.run(ctx, opts)
   end
   ctx.log:debug("%d statement%s in %.1f ms", summary.statements, summary.statements == 1 and "" or "s",
     summary.time * 1000)
+  if summary.open_transaction then
+    ctx.log:warn("the script ended inside a transaction block (BEGIN without COMMIT, or AUTOCOMMIT off): " ..
+      "it is rolled back, as when psql exits")
+  end
   if summary.errors > 0 then
     ctx.log:error("%d error%s", summary.errors, summary.errors == 1 and "" or "s")
     return errors.GENERIC
