@@ -29,6 +29,8 @@
  *   sc:reset()                         forget everything (new script)
  *   sc:set_std_strings(bool)           standard_conforming_strings as reported by the server
  *   sc:set_paren(n)                    set the parenthesis depth (after a skipped \if branch)
+ *   sc:newline()                       as if a newline had just been read outside quotes (the
+ *                                      caller joined lines around COPY data it took out)
  *   sc:state() → {state =, paren =, begin =, comment =, started =, tag =}
  *   sqlscan.newlines(s [, i [, j]]) → count of '\n' in s[i..j], position of the last one or nil
  *   sqlscan.copy_scan(s [, i [, eof]]) → found, data_end, resume
@@ -603,6 +605,12 @@ static int ss_set_paren(lua_State *L) {
   return 0;
 }
 
+static int ss_newline(lua_State *L) {
+  ss_Scanner *s = ss_check(L);
+  if (s->state == ST_SQL) s->nl = 1;
+  return 0;
+}
+
 static int ss_state(lua_State *L) {
   ss_Scanner *s = ss_check(L);
   lua_createtable(L, 0, 6);
@@ -719,6 +727,7 @@ static const luaL_Reg ss_methods[] = {
   {"reset", ss_reset},
   {"set_std_strings", ss_set_std_strings},
   {"set_paren", ss_set_paren},
+  {"newline", ss_newline},
   {"state", ss_state},
   {NULL, NULL}
 };

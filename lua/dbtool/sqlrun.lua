@@ -732,6 +732,9 @@ local function lex_args(R, line, i, active, filepipe)
         if v then
           buf[#buf + 1] = v
           i = e
+        elseif name and kind ~= "plain" and active then
+          buf[#buf + 1] = line:sub(i, e - 1)     -- (psql leaves :'undefined' as written)
+          i = e
         else
           buf[#buf + 1] = ":"
           i = i + 1
@@ -1633,6 +1636,12 @@ META.copy = { whole = true, fn = function(R, F, args, info)
   local st = { generated = { what = "\\copy", line = info.line, col = info.col, text = info.text,
     tcol = info.tcol }, line = info.line, col = info.col, nseg = 0 }
   local ok, err = pcall(execute, R, F, st, opts.query, how)
+  if how.copy_stdin and not info.cursor.sub and F.st.np > 0 and not F.st.bad then
+    -- a statement pending around \copy goes on with the line after the data (psql adds
+    -- the newline when it reads that line)
+    st_add(F.st, "\n", (locate(F, F.base + F.pos)), 1)
+    F.sc:newline()
+  end
   if closer then
     local cok, cerr = closer()
     if ok and not cok then error({ plain = cerr }, 0) end
