@@ -1125,6 +1125,15 @@ local function finish_statement(R, F, how)
   execute(R, F, st, text, h)
 end
 
+-- Send F's query buffer (or the previous one) from a meta-command at `info`.
+local function send_buffer(R, F, info, how)
+  how.info = info
+  -- COPY … FROM STDIN data starts on the line after the command's
+  if not info.cursor.sub then F.pos = info.cursor.pos end
+  finish_statement(R, F, how)
+  F.sc:reset()      -- psql_scan_reset after a forced send
+end
+
 local META = {}
 
 -- psql meta-commands we do not run (a clearer message than "invalid command")
@@ -1137,15 +1146,16 @@ for w in ([[a bind C c cd connect conninfo copy copyright crosstabview d da dA d
   PSQL_COMMANDS[w] = true
 end
 
--- the ones that send the query buffer in psql: consumed (not sent) here, as an error
-local SENDS = { crosstabview = true, gdesc = true, watch = true }
+-- the ones that use up the query buffer in psql: \crosstabview and \watch send it (here
+-- once, as \g would), \gdesc only describes it (here nothing is sent); then the command is
+-- reported as not run
+local SENDS = { crosstabview = "send", watch = "send", gdesc = "consume" }
 
 -- what to do instead, for the unsupported commands scripts commonly hold
 local META_HINT = {
-  crosstabview = "the query ran in psql and was displayed as a crosstab; db-tool does not run it: " ..
-    "end the query with ; (or \\g) and pivot in SQL",
+  crosstabview = "the query ran as with \\g; db-tool does not display crosstabs: pivot in SQL",
   gdesc = "psql only describes the query's columns here; db-tool does not: remove \\gdesc",
-  watch = "psql repeats the query until it fails; db-tool does not: loop in the caller",
+  watch = "the query ran once, as with \\g; psql repeats it until it fails: loop in the caller",
   e = "an editor cannot run in a script",
   edit = "an editor cannot run in a script",
 }
@@ -1188,10 +1198,19 @@ local function run_meta(R, F, C, p)
     if PSQL_COMMANDS[name] then
       msg = "\\" .. name .. " is a psql meta-command that db-tool does not run"
     end
-    if SENDS[name] then
-      -- psql sends (or describes) the query buffer here: it is used up, never glued onto
-      -- the next statement
-      msg = msg .. "; the query buffer is discarded"
+    if SENDS[name] == "send" then
+      -- psql sends the query buffer here: so does this (its display is what is not done)
+      msg = msg .. " (the query ran, its result is not displayed as psql would)"
+      local ok, _, stop = pcall(lex_args, R, line, name_end, false)
+      C.pos = ok and p + stop - 1 or e       -- (its arguments are not evaluated)
+      info.cursor = C
+      send_buffer(R, F, info, {})
+      fail(R, meta_error(R, F, info, msg, { hint = META_HINT[name] }))
+      return C.pos
+    elseif SENDS[name] then
+      -- psql describes the query buffer here without running it: it is used up, never
+      -- glued onto the next statement
+      msg = msg .. "; the query buffer is discarded (psql describes it without running it)"
       if F.st.np > 0 then
         local st = F.st
         st.text = st_text(st)
@@ -1430,15 +1449,6 @@ META.unrestrict = { fn = function(R, _, args)
 end }
 
 -- ---------------------------------------------------------------- the query buffer
-
--- Send F's query buffer (or the previous one) from a meta-command at `info`.
-local function send_buffer(R, F, info, how)
-  how.info = info
-  -- COPY … FROM STDIN data starts on the line after the command's
-  if not info.cursor.sub then F.pos = info.cursor.pos end
-  finish_statement(R, F, how)
-  F.sc:reset()      -- psql_scan_reset after a forced send
-end
 
 -- \g's options: \g (name=value ...) [file]: print settings for this query only.
 local function g_options(R, args)

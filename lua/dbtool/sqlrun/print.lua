@@ -280,10 +280,7 @@ function M.format(popt, res)
   local rsep = sep(popt.recordsep_zero, popt.recordsep)
   local need = false
   if expanded then
-    if n == 0 then
-      if popt.tuples_only then return "" end
-      return footer_text(rows) .. "\n"
-    end
+    if n == 0 then return "" end      -- (psql 15 prints nothing, not even a footer)
     if not popt.tuples_only and popt.title then
       out[#out + 1] = popt.title
       need = true
