@@ -3,6 +3,7 @@
 -- statements that get no BEGIN and the specially treated variables (dbtool.sqlrun.psql).
 -- The expected texts are what psql 15 prints/sends (checked against psql itself in
 -- spec/integration/sqlrun_psql_spec.lua and spec/support/psql_diff.lua).
+-- luacheck: no max line length
 local printer = require "dbtool.sqlrun.print"
 local copy = require "dbtool.sqlrun.copy"
 local psql = require "dbtool.sqlrun.psql"

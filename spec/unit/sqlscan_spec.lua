@@ -99,7 +99,7 @@ describe("sqlscan", function()
       assert.same({ "SELECT 1;", "SELECT 2\n" }, stmts("SELECT 1;\nSELECT 2\n"))
     end)
 
-    it("reports the empty lines of a begun statement outside quotes and comments (psql drops them)", function()
+    it("reports empty lines inside a statement, outside quotes and comments (psql drops them)", function()
       local function kinds(text, chunk)
         local out = {}
         for _, e in ipairs(events(text, chunk)) do out[#out + 1] = e[1] end
