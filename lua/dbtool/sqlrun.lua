@@ -988,11 +988,15 @@ function execute(R, F, st, text, how)
     local status = res.status
     if status == "COPY_IN" then
       copied = true
-      if how and how.copy_in then
-        copy_in(R, how.copy_in, res.binary)
-      else
-        rest = copy_in(R, F, res.binary) or rest
+      local okc, rc = pcall(copy_in, R, how and how.copy_in or F, res.binary)
+      if not okc and conn:status() == "bad" then -- the server went away while we sent the data
+        local e = sql_error(R, F, st, text, rc)
+        e.hint = "the connection to the server was lost during COPY: the rest of the script did not run"
+        error(e, 0)
+      elseif not okc then
+        error(rc, 0)
       end
+      if not (how and how.copy_in) then rest = rc or rest end
     elseif status == "COPY_OUT" then
       local dest = how and how.copy_out
       if not dest and how and how.gfile then dest = gopen() end
