@@ -9,6 +9,7 @@
  *   conn:exec(sql)              simple query (may hold several statements) → last result
  *   conn:exec(sql, p1, ...)     one statement with parameters $1.. (nil → NULL) → result
  *   conn:send_query(sql)        send without waiting; then conn:get_result() until nil
+ *   conn:busy()                 → true while a sent query's result has not arrived
  *   conn:get_result()           → result | nil; errors come back as a result whose
  *                                 status is "FATAL_ERROR" and field `error` (not raised)
  *   conn:put_copy_data(s), conn:put_copy_end([errmsg]), conn:get_copy_data() → s | nil
@@ -58,6 +59,7 @@
   X(PQcancel) \
   X(PQclear) \
   X(PQclientEncoding) \
+  X(PQconsumeInput) \
   X(PQcmdStatus) \
   X(PQcmdTuples) \
   X(PQconnectdb) \
@@ -83,6 +85,7 @@
   X(PQgetlength) \
   X(PQgetvalue) \
   X(PQhost) \
+  X(PQisBusy) \
   X(PQlibVersion) \
   X(PQnfields) \
   X(PQntuples) \
@@ -135,6 +138,7 @@ static void pg_lib_load(lua_State *L) {
 #define PQcancel pg_lib.PQcancel
 #define PQclear pg_lib.PQclear
 #define PQclientEncoding pg_lib.PQclientEncoding
+#define PQconsumeInput pg_lib.PQconsumeInput
 #define PQcmdStatus pg_lib.PQcmdStatus
 #define PQcmdTuples pg_lib.PQcmdTuples
 #define PQconnectdb pg_lib.PQconnectdb
@@ -160,6 +164,7 @@ static void pg_lib_load(lua_State *L) {
 #define PQgetlength pg_lib.PQgetlength
 #define PQgetvalue pg_lib.PQgetvalue
 #define PQhost pg_lib.PQhost
+#define PQisBusy pg_lib.PQisBusy
 #define PQlibVersion pg_lib.PQlibVersion
 #define PQnfields pg_lib.PQnfields
 #define PQntuples pg_lib.PQntuples
@@ -672,6 +677,15 @@ static int pg_m_get_result(lua_State *L) {
   return 1;
 }
 
+/* conn:busy() → true while the result of a query sent with send_query has not arrived yet:
+   reads what the server sent so far, never blocks. false when get_result would not wait
+   (also when the connection broke: get_result then reports it). */
+static int pg_m_busy(lua_State *L) {
+  pg_Conn *c = pg_check(L, 1);
+  lua_pushboolean(L, PQconsumeInput(c->conn) != 0 && PQisBusy(c->conn) != 0);
+  return 1;
+}
+
 static int pg_m_put_copy_data(lua_State *L) {
   pg_Conn *c = pg_check(L, 1);
   size_t len;
@@ -895,6 +909,7 @@ static const luaL_Reg pg_methods[] = {
   {"exec", pg_m_exec},
   {"send_query", pg_m_send_query},
   {"get_result", pg_m_get_result},
+  {"busy", pg_m_busy},
   {"put_copy_data", pg_m_put_copy_data},
   {"put_copy_end", pg_m_put_copy_end},
   {"get_copy_data", pg_m_get_copy_data},
