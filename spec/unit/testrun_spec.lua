@@ -171,6 +171,10 @@ describe("dbtool.testrun.serialize", function()
     local r = { name = "a\0b\n\"'\\", points = { { ok = false, line = 3, seconds = 0.125, diag = { "x" } } },
       passed = false, big = 2 ^ 53, neg = -1 }
     assert.are.same(r, testrun.deserialize(testrun.serialize(r)))
+    local odd = testrun.deserialize(testrun.serialize { a = math.huge, b = -math.huge, c = 0 / 0 })
+    assert.are.equal(math.huge, odd.a)
+    assert.are.equal(-math.huge, odd.b)
+    assert.is_true(odd.c ~= odd.c)
     assert.is_nil(testrun.deserialize("return os.exit(3)"))
     assert.is_nil(testrun.deserialize("not lua"))
   end)
