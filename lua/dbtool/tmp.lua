@@ -156,10 +156,9 @@ local CLIENTS = [[
 SELECT count(*)::int AS n FROM pg_catalog.pg_stat_activity
  WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()]]
 
-local function connect_admin(dir)
-  local cluster = require "dbtool.cluster"
-  local st = cluster.status(dir)
-  if st.state ~= "running" then return nil end
+-- A connection of the watcher's own to the server of `dir` (nil when it cannot have one:
+-- the server is gone, or takes no more connections).
+local function connect_admin(dir, st)
   local pg = require "dbtool.core.pg"
   for _, db in ipairs { "postgres", "template1" } do
     local ok, conn = pcall(pg.connect, { host = dir .. "/sock", port = tostring(st.port or 5432),
@@ -171,10 +170,14 @@ end
 
 --- The watcher's life (run by a detached db-tool): hold the lock of `dir`, wait until the
 --- server is no longer wanted, remove it. `owner`: pid of the `database tmp` running a
---- command (then: wait for it to be gone); else the idle timeout applies.
+--- command (then: wait for it to be gone); else the idle timeout applies. When the watcher
+--- cannot tell whether clients are there (its connection was terminated, the server takes
+--- no more connections), the server counts as in use; it is removed at once only when it
+--- is gone.
 function M.watch(dir, idle, owner)
   local fd = try_lock(dir)
   if not fd then return end   -- someone else owns it (or it is gone)
+  local cluster = require "dbtool.cluster"
   errors.finally(function()
     M.remove(dir)
     require("posix.unistd").close(fd)
@@ -183,21 +186,29 @@ function M.watch(dir, idle, owner)
       while alive(owner) and exists(dir .. "/data") do core.sleep(0.1) end
       return
     end
-    local conn = connect_admin(dir)
-    if not conn then return end
     local step = math.min(1, math.max(0.02, idle / 20))
     local last = core.now()
+    local conn
     while true do
-      local ok, rows = pcall(conn.exec, conn, CLIENTS)
-      if not ok then break end                         -- the server is gone
-      if rows[1].n > 0 then
+      local st = cluster.status(dir)
+      if st.state ~= "running" then break end          -- the server is gone
+      conn = conn or connect_admin(dir, st)
+      local ok, rows = false, nil
+      if conn then
+        ok, rows = pcall(conn.exec, conn, CLIENTS)
+        if not ok then
+          pcall(conn.close, conn)
+          conn = nil
+        end
+      end
+      if not ok or rows[1].n > 0 then
         last = core.now()
       elseif core.now() - last >= idle then
         break
       end
       core.sleep(step)
     end
-    pcall(conn.close, conn)
+    if conn then pcall(conn.close, conn) end
   end)
 end
 

@@ -34,6 +34,23 @@ describe("database tmp", function()
     assert.are.equal(2, t.run { argv = { "psql", "-X", "-Atc", "SELECT 1", url } }.code)
   end)
 
+  it("stays when a client terminates the watcher's connection; goes once no client is left", function()
+    local tmp = t.tmpdir("tmptmp")
+    local r = d.database(t.tmpdir("cwd"), { "tmp", "-w", "1" }, { LOCAL_DIR = false, TMPDIR = tmp })
+    assert.are.equal(0, r.code, r.stderr)
+    local url = r.stdout:gsub("\n$", "")
+    local dir = dir_of(url)
+    -- a client that ends every other session (the watcher's too), then stays a while
+    local c = t.connect(url)
+    c:exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+      .. "AND backend_type = 'client backend'")
+    require("dbtool.core").sleep(1.5)
+    assert.is_true(d.running(dir))
+    c:close()
+    -- gone once no client is left
+    assert_nothing_left(tmp)
+  end)
+
   it("--stop URL removes it now; a URL that is not ours is refused", function()
     local tmp = t.tmpdir("tmptmp")
     local cwd = t.tmpdir("cwd")
