@@ -24,12 +24,18 @@ M.PLACEHOLDER = "@HECTIC_VERSION@"
 --  ("hectic" in ASCII, then 0x0001). Other lock users must pick another key.
 M.LOCK_KEY = 0x6865637469630001
 
-local EVENT_TRIGGERS = {
+local EVENT_TRIGGERS = { "hectic_on_create_table" }
+M.EVENT_TRIGGERS = EVENT_TRIGGERS
+
+--- The original bundle's event triggers, replaced by hectic_on_create_table (same rules, one
+--  catalog pass instead of three, migration tools' tables exempt). A database that has them
+--  instead of ours works as before; apply() replaces them.
+local LEGACY_EVENT_TRIGGERS = {
   "hectic_enforce_created_at_inheritance",
   "hectic_attach_updated_at_trigger",
   "hectic_attach_immutable_triggers",
 }
-M.EVENT_TRIGGERS = EVENT_TRIGGERS
+M.LEGACY_EVENT_TRIGGERS = LEGACY_EVENT_TRIGGERS
 
 local function embedded(path)
   local s = core.embedded(path)
@@ -105,8 +111,15 @@ SELECT pg_catalog.to_regclass('hectic.version') IS NOT NULL AS has_version_table
          SELECT 'event trigger ' || t.name
            FROM pg_catalog.unnest($1::text[]) AS t(name)
           WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger AS e
-                             WHERE e.evtname = t.name AND e.evtenabled <> 'D')), NULL), E'\n')
-         AS missing
+                             WHERE e.evtname = t.name AND e.evtenabled <> 'D')
+            -- the original's three triggers enforce the same rules: outdated, not missing
+            AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_event_trigger AS e
+                  WHERE e.evtname = ANY ($2::text[]) AND e.evtenabled <> 'D')
+                < pg_catalog.cardinality($2::text[])), NULL), E'\n')
+         AS missing,
+       (SELECT pg_catalog.string_agg('event trigger ' || e.evtname || ' of the original bundle', E'\n'
+                                     ORDER BY e.evtname)
+          FROM pg_catalog.pg_event_trigger AS e WHERE e.evtname = ANY ($2::text[])) AS stale
 ]]
 
 local VERSION_SQL = "SELECT v.version FROM hectic.version AS v WHERE v.name = 'hectic'"
@@ -123,10 +136,11 @@ local function split_lines(s)
   return list
 end
 
--- {has_version_table =, version = db version or nil, missing = {...}}
+-- {has_version_table =, version = db version or nil, missing = {...}, stale = {...}}
 local function inspect(conn)
-  local r = conn:exec(STATE_SQL, pg_array(EVENT_TRIGGERS))[1]
-  local state = { has_version_table = r.has_version_table, missing = split_lines(r.missing) }
+  local r = conn:exec(STATE_SQL, pg_array(EVENT_TRIGGERS), pg_array(LEGACY_EVENT_TRIGGERS))[1]
+  local state = { has_version_table = r.has_version_table, missing = split_lines(r.missing),
+    stale = split_lines(r.stale) }
   if r.has_version_table then
     local v = conn:exec(VERSION_SQL)[1]
     state.version = v and v.version or nil
@@ -160,8 +174,10 @@ local function state_error(e, what)
 end
 
 --- Cheap check of the bundle in the database, for `migrate` (two small queries).
---  Returns {status =, installed =, expected =, missing = {...}} where status is
---    "ok"         the bundle of this version is installed and complete;
+--  Returns {status =, installed =, expected =, missing = {...}, stale = {...}} where status is
+--    "ok"         the bundle of this version is installed and complete (`stale` may still
+--                 list outdated parts that work, such as the original's event triggers:
+--                 apply() replaces them);
 --    "missing"    no hectic.version table (nothing installed, or only part of the bundle by hand);
 --    "incomplete" the right version, but something is absent or outdated (listed in missing:
 --                 apply() repairs it).
@@ -171,7 +187,8 @@ function M.check_version(conn)
   local expected = M.version()
   local ok, state = pcall(inspect, conn)
   if not ok then error(state_error(state, "cannot check the hectic bundle"), 0) end
-  local res = { installed = state.version, expected = expected, missing = state.missing }
+  local res = { installed = state.version, expected = expected, missing = state.missing,
+    stale = state.stale }
   if not state.has_version_table then
     res.status = "missing"
   elseif state.version == nil then
@@ -239,6 +256,7 @@ end
 --    previous  = "0.1.0" | nil,         the version found before (nil: fresh install)
 --    installed = true | false,          there was no version row before
 --    repaired  = {...},                 what check_version() reported missing before
+--    updated   = {...},                 what it reported stale (e.g. the original's triggers)
 --    changes   = {...},                 "hectic: ..." notices (constraint dropped, triggers made)
 --    notices   = { {severity =, msg =}, ... },   every notice
 --    seconds   = elapsed wall time,
@@ -308,14 +326,14 @@ function M.apply(conn, opts)
       if not fok then error(apply_error(e, f), 0) end
     end
     local after = inspect(conn)
-    if after.version ~= version or #after.missing > 0 then
+    if after.version ~= version or #after.missing > 0 or #after.stale > 0 then
       errors.raise(errors.BUG, "hectic bundle apply left the schema incomplete: "
-        .. table.concat(after.missing, ", "))
+        .. table.concat(after.missing, ", ") .. table.concat(after.stale, ", "))
     end
     finish()
     result = {
       version = version, previous = before.version, installed = before.version == nil,
-      repaired = before.missing, changes = changes, notices = notices,
+      repaired = before.missing, updated = before.stale, changes = changes, notices = notices,
     }
   end, errors.handler)
   conn:on_notice(previous_handler)
