@@ -78,6 +78,7 @@ function M.main(argv)
   log.configure()
   local args = {}
   for i = 1, #argv do args[i] = argv[i] end
+  log.add_connections_from(args)
   return M.run(M.personality_of(argv[0]), args)
 end
 

@@ -1055,7 +1055,7 @@ describe("hectic bundle", function()
       local procs = {}
       for i = 1, 3 do
         procs[i] = assert(proc.spawn { argv = { t.bin, file, url }, stdin = "null",
-          stdout = { path = dir .. "/out" .. i }, stderr = "stdout" })
+          stdout = { path = t.watch_output(dir .. "/out" .. i) }, stderr = "stdout" })
       end
       for i, p in ipairs(procs) do
         local how, code = p:wait(60)
