@@ -428,7 +428,7 @@ function M.backup_hint(msg, source)
       .. "`local replication all trust`); "
   elseif msg:find("No such file or directory", 1, true) or msg:find("Connection refused", 1, true) then
     return source == "cluster" and "start the local cluster (`database init`); "
-      or "is a server running there? check the host and port of the connection string; "
+      or "is the server running? check the host and port of the connection string; "
   end
 end
 

@@ -368,9 +368,21 @@ local function json_string(s)
   end) .. '"'
 end
 
+--- Longest secret key hectic.secret takes, in bytes: its UNIQUE index holds keys up to about
+--  2,700 bytes (a third of a page); longer ones fail in the database ("index row requires
+--  … bytes"). Checked before anything is sent.
+M.MAX_SECRET_KEY = 1024
+
+-- A key for a message: at most 60 bytes of it.
+local function show_key(k)
+  if #k <= 60 then return k end
+  return k:sub(1, 60) .. "…"
+end
+M.show_key = show_key
+
 --- Encode {KEY = "value"} as a JSON object with sorted keys (validated: non-empty string
---  keys, string values, valid UTF-8 without NUL bytes). Raises exit 1 naming the key (never
---  the value).
+--  keys of at most MAX_SECRET_KEY bytes, string values, valid UTF-8 without NUL bytes).
+--  Raises exit 1 naming the key (never the value).
 function M.secrets_json(secrets)
   if type(secrets) ~= "table" then
     errors.raise(errors.GENERIC, "secrets must be a table {KEY = \"value\"}, got " .. type(secrets))
@@ -380,6 +392,10 @@ function M.secrets_json(secrets)
     if type(k) ~= "string" or k == "" then
       errors.raise(errors.GENERIC, "secret keys must be non-empty strings, got " .. (
         type(k) == "string" and "an empty string" or type(k) .. " " .. tostring(k)))
+    end
+    if #k > M.MAX_SECRET_KEY then
+      errors.raise(errors.GENERIC, string.format("secret %s: the key is %d bytes long; hectic.secret "
+        .. "takes keys of at most %d bytes", show_key(k), #k, M.MAX_SECRET_KEY))
     end
     if type(v) ~= "string" then
       errors.raise(errors.GENERIC, string.format("secret %s: the value must be a string, got %s", k, type(v)))

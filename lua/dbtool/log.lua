@@ -149,7 +149,7 @@ end
 function M.connection_spans(s)
   local spans = {}
   if type(s) ~= "string" then return spans end
-  local lead = s:match("^%s*()[%a][%w+.-]*://")
+  local lead = s:match("^%s*()[%a][%w+.-]*://")   -- anchored: linear
   if lead then
     url_spans(s, lead, #s, spans)
     return spans
@@ -181,10 +181,12 @@ function M.connection_spans(s)
   -- URLs given as a keyword's value (libpq expands dbname=URL)
   i = 1
   while true do
-    local a = s:find("[%a][%w+.-]*://", i)
-    if not a then break end
-    local stop = (s:find("%s", a) or (#s + 1)) - 1
-    url_spans(s, a, stop, spans)
+    local sep = s:find("://", i, true)
+    if not sep then break end
+    local a = sep
+    while a > 1 and s:sub(a - 1, a - 1):find("^[%w+.-]$") do a = a - 1 end
+    local stop = (s:find("%s", sep) or (#s + 1)) - 1
+    if a < sep then url_spans(s, a, stop, spans) end
     i = stop + 1
   end
   return spans
@@ -284,6 +286,31 @@ function M.redact_connection(msg, s, spans)
   return M.redact(msg)
 end
 
+-- `scheme://user:pw@` → `scheme://user:***@`. Linear in the length of s: an unanchored
+-- pattern such as "%a[%w+.-]*://" backtracks over every run of letters (seconds for 10 KB).
+local function redact_userinfo(s)
+  if not s:find("://", 1, true) then return s end
+  local out, i, from = {}, 1, 1
+  while true do
+    local a = s:find("://", from, true)
+    if not a then break end
+    local body = a + 3
+    from = body
+    if a > 1 and s:sub(a - 1, a - 1):find("^[%w+.-]$") then
+      local colon = s:match("^[^/@%s:]*()", body)
+      if s:sub(colon, colon) == ":" then
+        local at = s:match("^[^@%s/?#]*()", colon + 1)
+        if s:sub(at, at) == "@" then
+          out[#out + 1] = s:sub(i, colon) .. "***"
+          i, from = at, at
+        end
+      end
+    end
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
+
 --- Hide passwords: `scheme://user:pw@host`, `password=pw` (conninfo, URL query), secrets.
 function M.redact(s)
   s = tostring(s)
@@ -298,7 +325,7 @@ function M.redact(s)
     if s:find(secret, 1, true) then s = plain_gsub(s, secret, "***") end
   end
   -- userinfo of any URL: keep the user, hide what follows the first ':'
-  s = s:gsub("(%a[%w+.-]*://)([^/@%s:]*):([^@%s/?#]*)@", "%1%2:***@")
+  s = redact_userinfo(s)
   -- conninfo keyword and URL query parameter forms
   s = s:gsub("([?&]password=)[^&%s]*", "%1***")
   s = s:gsub("(password%s*=%s*)'[^']*'", "%1***")
@@ -317,11 +344,26 @@ local function format(fmt, ...)
   return string.format(fmt, ...)
 end
 
---- Write one log line at `level` for namespace `ns` (no level filtering).
+--- Longest message shown, in bytes; the rest is cut (a multi-megabyte error message — a
+--- project's, a server's — would only bury the terminal).
+M.MAX_MESSAGE = 8192
+
+--- `s` cut to at most `max` bytes (default MAX_MESSAGE) at a UTF-8 character boundary, with
+--- a note saying how much is not shown.
+function M.shorten(s, max)
+  max = max or M.MAX_MESSAGE
+  if #s <= max then return s end
+  local n = max
+  while n > 0 and s:byte(n + 1) and s:byte(n + 1) >= 0x80 and s:byte(n + 1) < 0xC0 do n = n - 1 end
+  return s:sub(1, n) .. string.format(" … [%d more bytes not shown]", #s - n)
+end
+
+--- Write one log line at `level` for namespace `ns` (no level filtering). Redacted first,
+--- then shortened (cutting first could leave the start of a secret for redact to miss).
 function M.write(level, ns, msg)
   local stream = state.stream
   local fd = (stream == io.stdout) and 1 or 2
-  msg = M.redact(msg)
+  msg = M.shorten(M.redact(msg))
   local line
   if ui.color(fd) then
     line = "\27[90m" .. ns .. ">\27[0m \27[" .. ui.codes[COLORS[level]] .. "m" .. msg .. "\27[0m\n"

@@ -77,8 +77,7 @@ local function connect_hint(msg, source)
     if source == "cluster" then
       return "is the server running? start the local cluster: `database init` or `. postgres-init`"
     end
-    return "is a server running and accepting connections there? check the host and port of the "
-      .. "connection string"
+    return "is the server running? check the host and port of the connection string"
   elseif msg:find("password authentication failed", 1, true) then
     return "check the user name and password of the connection string (or ~/.pgpass, PGPASSWORD)"
   elseif msg:find("does not exist", 1, true) then

@@ -555,6 +555,16 @@ function M.parse(text, source, l)
   local dotenv = require "dbtool.dotenv"
   local res = dotenv.parse(text, source, { env = env.get })
   for _, v in pairs(res.map) do log.add_secret(v) end
+  -- what hectic.secret cannot store is refused here, at its line, before anything is sent
+  local bundle = require "dbtool.bundle"
+  for _, e in ipairs(res.entries) do
+    if #e.key > bundle.MAX_SECRET_KEY then
+      errors.raise(errors.MISSING, string.format("the key %s is %d bytes long; hectic.secret takes keys "
+        .. "of at most %d bytes", bundle.show_key(e.key), #e.key, bundle.MAX_SECRET_KEY),
+        { where = string.format("%s:%d", source, e.line), file = source, line = e.line,
+          hint = "use a shorter key" })
+    end
+  end
   if l then
     for _, w in ipairs(res.warnings) do l:warn("%s", w) end
   end

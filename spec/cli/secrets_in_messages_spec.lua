@@ -155,7 +155,7 @@ describe("a password in a connection string", function()
       local r = d.database(dir, e[1], e[2])
       assert.are.equal(1, r.code, r.stderr)
       assert.matches("No such file or directory", r.stderr, 1, true)
-      assert.matches("hint: is a server running and accepting connections there? check the host and port",
+      assert.matches("hint: is the server running? check the host and port of the connection string",
         r.stderr, 1, true)
       assert.is_nil(r.stderr:find("start the local cluster", 1, true), r.stderr)
     end
