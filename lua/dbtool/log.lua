@@ -344,26 +344,18 @@ local function format(fmt, ...)
   return string.format(fmt, ...)
 end
 
---- Longest message shown, in bytes; the rest is cut (a multi-megabyte error message — a
---- project's, a server's — would only bury the terminal).
-M.MAX_MESSAGE = 8192
-
---- `s` cut to at most `max` bytes (default MAX_MESSAGE) at a UTF-8 character boundary, with
---- a note saying how much is not shown.
-function M.shorten(s, max)
-  max = max or M.MAX_MESSAGE
-  if #s <= max then return s end
-  local n = max
-  while n > 0 and s:byte(n + 1) and s:byte(n + 1) >= 0x80 and s:byte(n + 1) < 0xC0 do n = n - 1 end
-  return s:sub(1, n) .. string.format(" … [%d more bytes not shown]", #s - n)
+--- `s` redacted, then cut for display (errors.shorten): cutting first could leave the start
+--- of a secret for redact() to miss.
+function M.shown(s)
+  return require("dbtool.errors").shorten(M.redact(s))
 end
 
---- Write one log line at `level` for namespace `ns` (no level filtering). Redacted first,
---- then shortened (cutting first could leave the start of a secret for redact to miss).
+--- Write one log line at `level` for namespace `ns` (no level filtering), redacted and cut
+--- for display (M.shown).
 function M.write(level, ns, msg)
   local stream = state.stream
   local fd = (stream == io.stdout) and 1 or 2
-  msg = M.shorten(M.redact(msg))
+  msg = M.shown(msg)
   local line
   if ui.color(fd) then
     line = "\27[90m" .. ns .. ">\27[0m \27[" .. ui.codes[COLORS[level]] .. "m" .. msg .. "\27[0m\n"
