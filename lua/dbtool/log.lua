@@ -81,6 +81,12 @@ function M.add_secret(value)
   end
 end
 
+--- Forget every registered secret (for specs that register values and must not change what
+--- later specs in the same process see).
+function M.forget_secrets()
+  state.secrets, state.secrets_sorted = {}, nil
+end
+
 local function plain_gsub(s, needle, repl)
   local out, i = {}, 1
   while true do

@@ -494,7 +494,14 @@ end
 --  Not a readable regular file → exit 3 `dotenv file is not readable: <path>`.
 function M.read(path)
   local real = M.resolve(path) or path
-  local text = is_regular(real) and read_all(real)
+  local regular, st = is_regular(real)
+  -- the plaintext limit is checked when it is parsed; an encrypted file is base64 (4/3)
+  local limit = 2 * require("dbtool.dotenv").MAX_BYTES
+  if regular and st.st_size > limit then
+    errors.raise(errors.MISSING, string.format("dotenv file %s is %d bytes; at most %d", path, st.st_size,
+      limit), { file = path, where = path, hint = "a dotenv file holds settings and secrets, not data" })
+  end
+  local text = regular and read_all(real)
   if not text then
     errors.raise(errors.MISSING, "dotenv file is not readable: " .. path,
       { hint = "check the path and its permissions", file = path })

@@ -159,6 +159,35 @@ describe("a password in a connection string", function()
         r.stderr, 1, true)
       assert.is_nil(r.stderr:find("start the local cluster", 1, true), r.stderr)
     end
+    -- backup: a wrong password is a password problem, not a replication one
+    local c = t.cluster()
+    local hba = c.dir .. "/data/pg_hba.conf"
+    local old = t.read(hba)
+    if not old:find("db_tool_bk", 1, true) then
+      t.write(hba, "local replication db_tool_bk scram-sha-256\n"
+        .. "local all db_tool_bk scram-sha-256\n" .. old)
+      local admin <close> = t.connect()
+      admin:exec("CREATE ROLE db_tool_bk LOGIN REPLICATION PASSWORD 'the-right-one'")
+      admin:exec("CREATE ROLE db_tool_norepl LOGIN")
+      admin:exec("SELECT pg_reload_conf()")
+    end
+    local bad = string.format("postgresql://db_tool_bk:%s%s@/postgres?host=%s&port=%d", A, B, c.host, c.port)
+    local r
+    for _ = 1, 50 do -- the reload is asynchronous: until the password is really asked for
+      r = d.database(dir, { "backup", "-u", bad })
+      if r.stderr:find("password authentication failed", 1, true) then break end
+      require("dbtool.core").sleep(0.1)
+    end
+    clean("backup with a wrong password", r)
+    assert.matches('password authentication failed for user "db_tool_bk"', r.stderr, 1, true)
+    assert.matches("hint: check the user and password of the connection string", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("replication", 1, true), r.stderr)
+    -- a role that may not replicate gets the replication hint
+    r = d.database(dir, { "backup", "-u", string.format("postgresql://db_tool_norepl:%s%s@/postgres?host=%s&port=%d",
+      A, B, c.host, c.port) })
+    clean("backup by a role without REPLICATION", r)
+    assert.matches("hint: the server needs to allow replication connections", r.stderr, 1, true)
+
     -- the local cluster of PG_WORKING_DIR, when it is the one in use, gets that hint
     local pg = require "dbtool.pg"
     local ok, e = pcall(pg.connect, "postgresql:///x?host=/nonexistent", { source = "cluster" })

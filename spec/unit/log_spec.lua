@@ -1,6 +1,8 @@
 local log = require "dbtool.log"
 
 describe("dbtool.log", function()
+  teardown(function() log.forget_secrets() end)
+
   it("parses HECTIC_LOG specs", function()
     local d, ns = log.parse_spec("info;db deploy=trace")
     assert.are.equal(log.LEVELS.info, d)
