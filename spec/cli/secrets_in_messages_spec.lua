@@ -183,8 +183,8 @@ describe("a password in a connection string", function()
     assert.matches("hint: check the user and password of the connection string", r.stderr, 1, true)
     assert.is_nil(r.stderr:find("replication", 1, true), r.stderr)
     -- a role that may not replicate gets the replication hint
-    r = d.database(dir, { "backup", "-u", string.format("postgresql://db_tool_norepl:%s%s@/postgres?host=%s&port=%d",
-      A, B, c.host, c.port) })
+    r = d.database(dir, { "backup", "-u", string.format(
+      "postgresql://db_tool_norepl:%s%s@/postgres?host=%s&port=%d", A, B, c.host, c.port) })
     clean("backup by a role without REPLICATION", r)
     assert.matches("hint: the server needs to allow replication connections", r.stderr, 1, true)
 
