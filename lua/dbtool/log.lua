@@ -73,9 +73,11 @@ end
 
 -- ---------------------------------------------------------------- redaction
 
---- Register a secret value: it is replaced by *** in every line logged from now on.
+--- Register a secret value: it is replaced by *** in every line logged, and in every error
+--- made (dbtool.errors.new), from now on. Values shorter than 4 bytes are not: hiding "one"
+--- or "yes" wherever it appears would garble messages, and protects nothing.
 function M.add_secret(value)
-  if type(value) == "string" and #value >= 3 and not state.secrets[value] then
+  if type(value) == "string" and #value >= 4 and not state.secrets[value] then
     state.secrets[value] = true
     state.secrets_sorted = nil
   end
@@ -199,17 +201,22 @@ function M.connection_spans(s)
 end
 
 --- Register the passwords of connection string `s` (see connection_spans) with the
---  redaction, as written and as libpq reads them; a table {password = …} too. Call it before
---  anything can print `s` or an error about it. Returns the spans.
+--  redaction, as written and as libpq reads them, when the ordinary redaction of `s` would
+--  not hide them whole (a malformed string: '/', '@', a blank … in a password); a table
+--  {password = …} too. (A well-formed URL's password needs no registering, and a password
+--  such as "postgres" would then hide that word everywhere.) Call it before anything can
+--  print `s` or an error about it. Returns the spans.
 function M.add_connection(s)
   if type(s) == "table" then
     if type(s.password) == "string" then M.add_secret(s.password) end
     return {}
   end
   local spans = M.connection_spans(s)
-  for _, sp in ipairs(spans) do
-    M.add_secret(s:sub(sp.first, sp.last))
-    M.add_secret(sp.value)
+  if #spans > 0 and M.redact(s) ~= M.redact_spans(s, spans) then
+    for _, sp in ipairs(spans) do
+      M.add_secret(s:sub(sp.first, sp.last))
+      M.add_secret(sp.value)
+    end
   end
   return spans
 end
@@ -271,9 +278,10 @@ end
 --- Connection string `s` with every password span (see connection_spans) replaced by ***.
 function M.redact_spans(s, spans)
   if type(s) ~= "string" then return s end
-  spans = spans or M.connection_spans(s)
-  table.sort(spans, function(a, b) return a.first > b.first end)
-  for _, sp in ipairs(spans) do
+  local sorted = {}
+  for i, sp in ipairs(spans or M.connection_spans(s)) do sorted[i] = sp end
+  table.sort(sorted, function(a, b) return a.first > b.first end)
+  for _, sp in ipairs(sorted) do
     if sp.last >= sp.first then s = s:sub(1, sp.first - 1) .. "***" .. s:sub(sp.last + 1) end
   end
   return M.redact(s)

@@ -79,8 +79,13 @@ describe("dbtool.log", function()
       assert.are.equal("see ***", log.redact("see Reg1/Reg2"))
       log.add_connection({ password = "TablePw9" })
       assert.are.equal("*** here", log.redact("TablePw9 here"))
-      log.add_connections_from({ "-u", "postgresql://u:Arg1%2FArg2@h/db", "--url=host=h password=Arg3Arg4" })
-      assert.are.equal("*** *** ***", log.redact("Arg1/Arg2 Arg1%2FArg2 Arg3Arg4"))
+      log.add_connections_from({ "-u", "postgresql://u:Arg1/Arg2@h/db", "--url=host=h password=Arg3 Arg4" })
+      assert.are.equal("*** ***", log.redact("Arg1/Arg2 Arg3 Arg4"))
+      -- a well-formed one needs no registering: its password is hidden where the URL is shown,
+      -- and a word such as "postgres" is not hidden everywhere else
+      log.add_connections_from({ "postgresql://postgres:postgres@h/db", "host=h password=Single9" })
+      assert.are.equal("postgresql://postgres:***@h/db postgres Single9", log.redact(
+        "postgresql://postgres:postgres@h/db postgres Single9"))
       -- a longer secret wins over a pattern that would cut it
       log.add_connection("postgresql://u:Cut1@Cut2@h/db")
       assert.are.equal("postgresql://u:***@h/db", log.redact("postgresql://u:Cut1@Cut2@h/db"))
