@@ -1,86 +1,75 @@
 -- `migrator`: hectic-compatible migrations on PostgreSQL and SQLite, over dbtool.migrate.
---
---   migrator [OPTIONS] COMMAND [ARGS]     commands: init, create, list, status (fetch), migrate
+-- A command group of the engine (dbtool.command): the subcommands are the modules
+-- dbtool.migrator.cmd.<name> (init, create, list, status, migrate), overridable and
+-- extensible from a project like `database`'s. `database migrator` runs this same group.
 --
 -- Compatible with the original shell tool (reference/migrator-upstream.md): the same layout,
--- tables, exit codes and the messages scripts grep for. Its bugs are fixed as its help
--- promised: --force works, create writes the layout migrate reads, checksums are verified,
--- --db-url is global, a URL-less run says so (exit 3).
-local env = require "dbtool.env"
+-- tables, exit codes and the messages scripts grep for; options before or after the command;
+-- the command is the first word that names one. Its bugs are fixed as its help promised.
+local common = require "dbtool.migrator.common"
 local errors = require "dbtool.errors"
-local log = require "dbtool.log"
-local migrate = require "dbtool.migrate"
 
-local M = {}
-
-M.VERSION = migrate.VERSION
-
-local COMMANDS = { init = true, migrate = true, create = true, list = true, status = true, fetch = true }
-local DIRECTIONS = { up = true, down = true, to = true }
-
--- Options: where they are valid (nil = everywhere), whether they take a value.
-local OPTIONS = {
-  { "-d", "--migration-dir", key = "dir", arg = "DIR" },
-  { "-u", "--db-url", key = "url", arg = "URL" },
-  { "-v", "--set", key = "set", arg = "NAME=VALUE", multi = true },
-  { "--inherits", key = "inherits", arg = "TABLE", multi = true },
-  { "--verbose", key = "verbose" },
-  { "-q", "--quiet", key = "quiet" },
-  { "--dry-run", key = "dry_run", only = { init = true, migrate = true } },
-  { "-f", "--force", key = "force", only = { migrate = true } },
-  { "--allow-modified", key = "allow_modified", only = { migrate = true } },
-  { "--single-transaction", key = "single", only = { migrate = true } },
-  { "--lock-wait", key = "lock_wait", arg = "SECONDS", only = { migrate = true, init = true } },
-  { "--lock-timeout", key = "lock_timeout", arg = "DURATION", only = { migrate = true } },
-  { "--json", key = "json", only = { status = true, fetch = true } },
-  { "-r", "--raw", key = "raw", only = { list = true } },
-  { "-n", "--name", key = "name", arg = "NAME", only = { create = true } },
-}
-
-local BY_FLAG = {}
-for _, o in ipairs(OPTIONS) do
-  for _, f in ipairs(o) do BY_FLAG[f] = o end
+local function ns_warn(fmt, ...)
+  require("dbtool.log").ns(common.namespace()):warn(fmt, ...)
 end
 
-local HELP = [[
-Usage: migrator [OPTIONS] COMMAND [ARGS...]
-
+local M = {
+  name = "migrator",
+  summary = "hectic-compatible migrations for PostgreSQL and SQLite",
+  description = [[
 A database migration tool for PostgreSQL and SQLite: ordered, two-way SQL migrations in
 timestamped directories, recorded in hectic.migration (PostgreSQL) or hectic_migration
-(SQLite). Compatible with hectic's migrator.
+(SQLite). Compatible with hectic's migrator.]],
+  usage = "migrator [OPTIONS] COMMAND [ARGS...]",
+  commands = "dbtool.migrator.cmd.",
+  commands_title = "Commands",
+  project_key = "migrator ",
+  aliases = { fetch = "status" },
+  order = { init = 1, create = 2, list = 3, status = 4, migrate = 5 },
+  help_words = { "help" },
+  interspersed = true,
+  command_anywhere = true,
+  ambiguous = "ambiguous subcommand, decide %s or %s",
+  namespace = common.namespace,
+  options_title = "Options (accepted before or after the command)",
+  help_hint = "see 'migrator --help'",
+  list_hint = "see 'migrator --help' for the commands",
+  messages = {
+    unknown = "%s argument %s does not exists",
+    unexpected = "%s subcommand %s does not exists",
+    scope = "%s argument %s does not exists",
+    missing = function(_, flag, metavar)
+      return "option " .. flag .. " requires a value (" .. metavar .. ")"
+    end,
+    unknown_global = "argument %s does not exists",
+  },
+}
 
-Commands:
-  init [--dry-run]             install the bookkeeping (PostgreSQL: the hectic bundle)
-  create [--name NAME]         new migration <UTC timestamp>-<name>/ with up.sql and down.sql
-  list [--raw]                 migrations on disk (no database needed)
-  status [--json]              applied / pending / modified / missing, with hashes and times
-                               (fetch is an alias)
+M.options = {
+  { "-u", "--db-url", key = "url", arg = "URL", anywhere = true,
+    help = "database (default: $DB_URL): postgresql://..., postgres://..., key=value conninfo, "
+      .. "sqlite://PATH, or a *.db, *.sqlite, *.sqlite3 path" },
+  { "-d", "--migration-dir", key = "dir", arg = "DIR", anywhere = true, complete = "dir",
+    help = "migrations directory (default: $MIGRATION_DIR, else $DATABASE_DIR/migration when "
+      .. "DATABASE_DIR or LOCAL_DIR is set, else ./migration)" },
+  { "-v", "--set", key = "set", arg = "NAME=VALUE", multi = true, anywhere = true,
+    help = "psql variable for the scripts (:NAME, :'NAME'); repeatable" },
+  { "--inherits", key = "inherits", arg = "TABLE", multi = true, anywhere = true, hidden = true,
+    on = function()
+      ns_warn("--inherits is deprecated and ignored: "
+        .. "hectic schema is auto-exempt from inheritance enforcement")
+    end },
+  { "--verbose", anywhere = true, help = "more logging (or HECTIC_LOG=debug)",
+    on = function() require("dbtool.log").configure { level = "debug" } end },
+  { "-q", "--quiet", anywhere = true, help = "less logging (or HECTIC_LOG=warn)",
+    on = function() require("dbtool.log").configure { level = "warn" } end },
+}
+
+M.help = [[
+Migrate directions:
   migrate up [N|all|latest|head]         apply the next N (default 1) or all pending
-  migrate down [N]                       revert the last N (default 1)
+  migrate down [N|all]                   revert the last N (default 1) or all applied
   migrate to NAME|PREFIX|latest|head|last   go up or down to a migration
-
-Options (accepted before or after the command):
-  -u, --db-url URL             database (default: $DB_URL). postgresql://..., postgres://...,
-                               key=value conninfo, sqlite://PATH, or a *.db, *.sqlite,
-                               *.sqlite3 path
-  -d, --migration-dir DIR      migrations directory (default: $MIGRATION_DIR or ./migration)
-  -v, --set NAME=VALUE         psql variable for the scripts (:NAME, :'NAME'); repeatable
-  --verbose / -q, --quiet      more / less logging (or HECTIC_LOG=level)
-  -V, --version                print the version
-  -h, --help                   this help
-
-Migrate options:
-  --dry-run                    print the plan (files, directions), change nothing
-  -f, --force                  go on although the applied history does not match the
-                               files (warns)
-  --allow-modified             go on although applied migrations changed on disk (warns)
-  --single-transaction         all migrations of the run in one transaction
-  --lock-wait SECONDS          wait for a concurrent migration at most this long (default 60)
-  --lock-timeout DURATION      lock_timeout for migration statements (default 10s; 0 = off)
-Init options:   --dry-run (print the SQL)
-Create options: -n, --name NAME
-List options:   -r, --raw (names only)
-Status options: --json
 
 Migration layout (MIGRATION_DIR/<YYYYMMDDHHMMSS>-<description>/):
   up.sql, down.sql                      single-file form
@@ -93,441 +82,44 @@ Safety: one migration run at a time per database (PostgreSQL advisory lock; SQLi
 lock); applied names must be the first ones on disk in byte order (else exit 2 with a
 report); the SHA-256 of applied scripts is verified (else exit 2).
 
-Environment: DB_URL, MIGRATION_DIR, HECTIC_LOG (log levels), HECTIC_NAMESPACE (log prefix),
-NO_COLOR.
+`migrator <command> --help` shows a command's options.]]
 
-Exit codes: 0 success, 1 error, 2 ambiguous arguments / history mismatch / modified
-migration, 3 missing or unsupported database URL, 4 migration failed, 9 invalid argument,
-13 init failed, 127 missing dependency.
+M.environment = {
+  { "DB_URL", "database URL (--db-url wins)" },
+  { "MIGRATION_DIR", "migrations directory (-d wins)" },
+  { "DATABASE_DIR, LOCAL_DIR", "the project: $DATABASE_DIR/migration is the default directory; "
+    .. "$DATABASE_DIR/db-tool.lua the migration policy and hooks" },
+  { "HECTIC_LOG", "log levels: level[;namespace=level]..." },
+  { "HECTIC_NAMESPACE", "log prefix (default: migrator)" },
+  { "NO_COLOR, FORCE_COLOR, TERM", "colour (see --color)" },
+  { "DB_TOOL_PAGER, PAGER", "pager of this help on a terminal (default: less -FRX)" },
+}
 
-migrator version ]] .. M.VERSION .. "\n"
+M.exit_codes = {
+  { 0, "success" },
+  { 1, "error" },
+  { 2, "ambiguous arguments, history mismatch, modified migration" },
+  { 3, "missing or unsupported database URL, missing direction" },
+  { 4, "migration failed" },
+  { 9, "unknown command, argument or direction" },
+  { 13, "init failed" },
+  { 127, "missing dependency" },
+}
 
-local function fail(code, msg, hint)
-  errors.raise(code, msg, hint and { hint = hint } or nil)
-end
+M.files = {
+  { "$MIGRATION_DIR/<YYYYMMDDHHMMSS>-<name>/", "a migration: up.sql and down.sql, or up/ and down/ with "
+    .. "entrypoint.sql" },
+  { "$DATABASE_DIR/db-tool.lua", "migration policy (settings.migration) and hooks" },
+  { "$DATABASE_DIR/lua/dbtool/migrator/cmd/<name>.lua", "a project's own or overriding migrator command" },
+}
 
---- Parse argv. Returns {command = ..., words = {...}, opts = {...}, unknown = {...}} or
---- {action = "version"|"help"}.
-function M.parse(argv)
-  local opts = { set = {}, inherits = {} }
-  local words, unknown = {}, {}
-  local command
-  local i = 1
-  local only_words = false
-  while i <= #argv do
-    local a = argv[i]
-    if only_words then
-      words[#words + 1] = a
-    elseif a == "--" then
-      only_words = true
-    elseif a == "-V" or a == "--version" then
-      return { action = "version" }
-    elseif a == "-h" or a == "--help" then
-      return { action = "help" }
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      local flag, value = a, nil
-      local eq = a:find("=", 3, true)
-      if a:sub(1, 2) == "--" and eq then flag, value = a:sub(1, eq - 1), a:sub(eq + 1) end
-      local o = BY_FLAG[flag]
-      if not o then
-        unknown[#unknown + 1] = a
-      elseif o.arg then
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-          if value == nil then
-            fail(errors.MISSING, "option " .. flag .. " requires a value (" .. o.arg .. ")")
-          end
-        end
-        if o.multi then table.insert(opts[o.key], value) else opts[o.key] = value end
-        opts["_" .. o.key] = flag
-        if o.key == "inherits" then
-          log.ns(env.get("HECTIC_NAMESPACE") or "migrator"):warn("--inherits is deprecated and ignored: "
-            .. "hectic schema is auto-exempt from inheritance enforcement")
-        end
-      else
-        if value ~= nil then unknown[#unknown + 1] = a else opts[o.key] = true end
-        opts["_" .. o.key] = flag
-      end
-    elseif a == "help" and not command then
-      return { action = "help" }
-    elseif COMMANDS[a] then
-      if command then
-        fail(errors.AMBIGUOUS, "ambiguous subcommand, decide " .. command .. " or " .. a)
-      end
-      command = a
-    else
-      words[#words + 1] = a
-    end
-    i = i + 1
-  end
-  return { command = command, words = words, opts = opts, unknown = unknown }
-end
-
---- Validate options against the command (the original's messages and codes).
-local function check_scope(p)
-  local cmd = p.command
-  local label = cmd == "fetch" and "status" or cmd
-  for _, o in ipairs(OPTIONS) do
-    if o.only and p.opts["_" .. o.key] and not o.only[cmd] then
-      table.insert(p.unknown, 1, p.opts["_" .. o.key])
-    end
-  end
-  if cmd == "migrate" then return end -- reported with the direction (exit 1), as the original
-  if #p.unknown > 0 then
-    fail(errors.NOT_FOUND, label .. " argument " .. p.unknown[1] .. " does not exists",
-      "see 'migrator --help'")
-  end
-  if #p.words > 0 then
-    fail(errors.NOT_FOUND, label .. " subcommand " .. p.words[1] .. " does not exists",
-      "see 'migrator --help'")
-  end
-end
-
---- `migrate` arguments → target for dbtool.migrate.plan (the original's rules and messages).
-function M.migrate_target(words, unknown)
-  local dir
-  local args = {}
-  for _, w in ipairs(words) do
-    if DIRECTIONS[w] then
-      if dir then fail(errors.AMBIGUOUS, "ambiguous migrate subcommand, decide " .. dir .. " or " .. w) end
-      dir = w
-    else
-      args[#args + 1] = w
-    end
-  end
-  if not dir then
-    fail(errors.MISSING, "migrate: missing direction: up, down or to",
-      "e.g. `migrator migrate up all`, `migrator migrate down`, `migrator migrate to latest`")
-  end
-  if #unknown > 0 then
-    fail(errors.GENERIC, "`migrate " .. dir .. "` argument " .. unknown[1] .. " does not exists")
-  end
-  if dir == "up" then
-    local n, all = 1, false
-    for _, a in ipairs(args) do
-      if a == "all" or a == "latest" or a == "head" then
-        all = true
-      elseif a:match("^%d+$") then
-        n = tonumber(a)
-      else
-        fail(errors.GENERIC, "up argument not a number or 'all'")
-      end
-    end
-    return { kind = "up", n = all and "all" or n }
-  elseif dir == "down" then
-    local n = 1
-    for _, a in ipairs(args) do
-      if a:match("^%d+$") then n = tonumber(a) else fail(errors.GENERIC, "down argument not a number") end
-    end
-    return { kind = "down", n = n }
-  else
-    if #args == 0 then fail(errors.GENERIC, "no migration name specified") end
-    if #args > 1 then fail(errors.GENERIC, "`migrate to` too many arguments") end
-    return { kind = "to", name = args[1] }
-  end
-end
-
--- ---------------------------------------------------------------- helpers
-
-local function namespace()
-  return env.get("HECTIC_NAMESPACE") or "migrator"
-end
-
-local function migration_dir(opts)
-  return opts.dir or env.get("MIGRATION_DIR") or "migration"
-end
-
---- The database URL: --db-url, else $DB_URL; exit 3 when there is none or it is not one.
-local function database(opts)
-  local url = opts.url or env.get("DB_URL")
-  if not url then
-    fail(errors.MISSING, "no database URL: pass --db-url URL or set DB_URL",
-      "postgresql://user@host/db, key=value conninfo, sqlite://path, or a *.db file")
-  end
-  local d, msg = migrate.detect(url)
-  if not d then
-    errors.raise(errors.MISSING, msg,
-      { hint = "supported formats: postgresql://... or sqlite://... or *.db" })
-  end
-  return d
-end
-
---- Migration policy and hooks from the project (${DATABASE_DIR}/db-tool.lua, if any):
---- settings (migration = {...}, lock_timeout, lock_wait, checksum) and the hooks
---- before_/after_migrate, before_/after_each_migration (see dbtool.project).
-local function project_policy()
-  local project = require "dbtool.project"
-  return project.migration_policy(project.load())
-end
-M.project_policy = project_policy
-
-local function parse_vars(list)
-  local vars = {}
-  for _, s in ipairs(list) do
-    local k, v = s:match("^([^=]+)=(.*)$")
-    if not k or not k:match("^[%a_][%w_]*$") then
-      fail(errors.NOT_FOUND, "--set expects NAME=VALUE, not '" .. s .. "'",
-        "e.g. --set schema=public (used as :schema or :'schema' in the scripts)")
-    end
-    vars[k] = v
-  end
-  return vars
-end
-
-local function mkdir_p(path)
-  local stat = require "posix.sys.stat"
-  local acc = path:sub(1, 1) == "/" and "" or "."
-  for part in path:gmatch("[^/]+") do
-    acc = acc .. "/" .. part
-    if not stat.stat(acc) then
-      local ok, msg = stat.mkdir(acc, 493)
-      if not ok and not stat.stat(acc) then
-        fail(errors.GENERIC, "cannot create " .. acc .. ": " .. tostring(msg))
-      end
-    end
-  end
-end
-
-local function write_new(path, content)
-  local fcntl = require "posix.fcntl"
-  local unistd = require "posix.unistd"
-  local fd, msg = fcntl.open(path, fcntl.O_WRONLY | fcntl.O_CREAT | fcntl.O_EXCL, 420)
-  if not fd then fail(errors.GENERIC, "cannot create " .. path .. ": " .. tostring(msg)) end
-  unistd.write(fd, content)
-  unistd.close(fd)
-end
-
---- A name for `create`: runs of anything but letters, digits, '_', '.' and '-' become '-'.
-function M.clean_name(name)
-  local s = name:gsub("[^%w_.%-]+", "-"):gsub("%.%.+", "-"):gsub("[-.]*%-[-.]*", "-")
-    :gsub("^[-.]+", ""):gsub("[-.]+$", "")
-  if #s > 100 then s = s:sub(1, 100):gsub("[-.]+$", "") end
-  return s
-end
-
---- A random pronounceable 6-letter word (consonant-vowel × 3), as the original generated.
-function M.generate_word()
-  local c, v = "bcdfghjklmnprstvwz", "aeiou"
-  local out = {}
-  for _ = 1, 3 do
-    local i, j = math.random(#c), math.random(#v)
-    out[#out + 1] = c:sub(i, i) .. v:sub(j, j)
-  end
-  return table.concat(out)
-end
-
--- ---------------------------------------------------------------- commands
-
-local function cmd_create(p, l)
-  local dir = migration_dir(p.opts)
-  local name
-  if p.opts.name then
-    name = M.clean_name(p.opts.name)
-    if name == "" then
-      fail(errors.NOT_FOUND, "invalid migration name '" .. p.opts.name .. "'",
-        "use letters, digits, '-', '_' and '.'")
-    end
-    if name ~= p.opts.name then l:info("migration name cleaned: '%s' → '%s'", p.opts.name, name) end
-  else
-    name = M.generate_word()
-  end
-  local ts = os.date("!%Y%m%d%H%M%S")
-  local full = ts .. "-" .. name
-  local path = dir .. "/" .. full
-  mkdir_p(dir)
-  local stat = require "posix.sys.stat"
-  if stat.lstat(path) then
-    fail(errors.GENERIC, "migration already exists: " .. path, "pick another --name, or wait a second")
-  end
-  local ok, msg = stat.mkdir(path, 493)
-  if not ok then
-    if stat.lstat(path) then
-      fail(errors.GENERIC, "migration already exists: " .. path, "pick another --name, or wait a second")
-    end
-    fail(errors.GENERIC, "cannot create " .. path .. ": " .. tostring(msg))
-  end
-  write_new(path .. "/up.sql", "-- " .. full .. ": write your migration SQL here\n")
-  write_new(path .. "/down.sql", "-- " .. full .. ": write the SQL that reverts it here\n")
-  l:notice("created migration: %s", path)
-  io.stdout:write(path, "\n")
-  return 0
-end
-
-local function cmd_list(p, l)
-  local dir = migration_dir(p.opts)
-  local eng = migrate.new { layout = "dirs", dir = dir, log = l }
-  local fs = eng:discover()
-  if eng.dir_missing then l:warn("migration directory not found: %s", dir) end
-  local out = {}
-  for _, m in ipairs(fs) do
-    if p.opts.raw then
-      out[#out + 1] = m.name
-    else
-      local missing = {}
-      if not m.up then missing[#missing + 1] = "up.sql" end
-      if not m.down then missing[#missing + 1] = "down.sql" end
-      out[#out + 1] = #missing == 0 and m.name or (m.name .. ": missing " .. table.concat(missing, " "))
-    end
-  end
-  if #out > 0 then io.stdout:write(table.concat(out, "\n"), "\n") end
-  return 0
-end
-
-local function open(p, l, create)
-  local d = database(p.opts)
-  local lock_wait = tonumber(p.opts.lock_wait)
-  if p.opts.lock_wait and (not lock_wait or lock_wait < 0) then
-    fail(errors.NOT_FOUND, "--lock-wait expects a number of seconds, not '" .. p.opts.lock_wait .. "'")
-  end
-  return migrate.open_store("hectic", d, { log = l, create = create, lock_wait = lock_wait }), d
-end
-
-local function cmd_init(p, l)
-  local d = database(p.opts)
-  if p.opts.dry_run then
-    if d.engine == "postgresql" then
-      io.stdout:write(require("dbtool.migrate.store_pg").init_sql())
-    else
-      local store_sqlite = require "dbtool.migrate.store_sqlite"
-      io.stdout:write("BEGIN;\n", store_sqlite.INIT_SQL, "COMMIT;\n")
-    end
+--- No command: the help when there are no arguments at all, else the original's error.
+function M.no_command(state, rest)
+  if #rest == 0 and not next(state.globals) then
+    require("dbtool.ui").page(require("dbtool.command").group_help(M, state))
     return 0
   end
-  local store <close> = open(p, l, true)
-  store:lock(tonumber(p.opts.lock_wait) or 60, l)
-  errors.finally(function() store:unlock() end, function() store:init() end)
-  l:info("%s is ready", store.table)
-  return 0
-end
-
-local function policy_for(p)
-  local pol = project_policy() or {}
-  if p.opts.single then pol.transaction = "single" end
-  if p.opts.lock_wait then pol.lock_wait = tonumber(p.opts.lock_wait) end
-  if p.opts.lock_timeout then
-    local v = p.opts.lock_timeout
-    if v:match("^%d+$") then v = math.tointeger(tonumber(v)) end
-    pol.lock_timeout = (v == 0 or v == "0") and false or v
-  end
-  return pol
-end
-
-local function cmd_migrate(p, l)
-  local target = M.migrate_target(p.words, p.unknown)
-  local vars = parse_vars(p.opts.set)
-  local store <close> = open(p, l, not p.opts.dry_run)
-  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts),
-    policy = policy_for(p), vars = vars, log = l, force = p.opts.force,
-    allow_modified = p.opts.allow_modified, dry_run = p.opts.dry_run }
-  if p.opts.force then l:warn("--force: the migration history check is skipped") end
-  local ok, err = errors.try(eng.migrate, eng, target)
-  if not ok then
-    -- the original's "no migrations found" when the directory itself is missing: say where
-    if errors.is(err) and err.msg == "no migrations found" and eng.dir_missing then
-      err.hint = "migration directory not found: " .. eng.dir
-    end
-    error(err, 0)
-  end
-  return 0
-end
-
-local function short(h)
-  return h and h:sub(1, 12) or "-"
-end
-
-local function cmd_status(p, l)
-  local store <close> = open(p, l, false)
-  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts),
-    policy = policy_for(p), log = l }
-  local st = eng:status()
-  if p.opts.json then
-    -- rows encoded directly (fixed key order, no per-row sorting: 10,000 rows stay fast)
-    local J, js = migrate.json, migrate.json_string
-    local function str(v) return v == nil and "null" or js(v) end
-    local rows = {}
-    for i, r in ipairs(st.rows) do
-      rows[i] = table.concat { '{"name":', js(r.name), ',"state":"', r.state, '","applied_at":',
-        str(r.applied_at),
-        ',"hash":', str(r.hash), ',"file_hash":', str(r.file_hash), ',"tree_hash":', str(r.tree_hash),
-        ',"file_tree_hash":', str(r.file_tree_hash), ',"duration_ms":', r.duration_ms
-          and tostring(r.duration_ms)
-        or "null", ',"out_of_order":', r.out_of_order and "true" or "false", "}" }
-    end
-    io.stdout:write('{"engine":', js(store.engine), ',"table":', js(store.table), ',"initialized":',
-      tostring(st.initialized), ',"migration_dir":', js(eng.dir), ',"migration_dir_exists":',
-      tostring(not st.dir_missing), ',"current":', str(st.current), ',"history_ok":',
-        tostring(st.mismatch == nil),
-      ',"counts":', J(st.counts), ',"migrations":[', table.concat(rows, ","), "]}\n")
-    return 0
-  end
-  local ui = require "dbtool.ui"
-  local out = {}
-  if not st.initialized then out[#out + 1] = "(" .. store.table
-    .. " is not installed: run `migrator init`)" end
-  if st.dir_missing then out[#out + 1] = "(migration directory not found: " .. eng.dir .. ")" end
-  local width = 10
-  for _, r in ipairs(st.rows) do if #r.name > width then width = #r.name end end
-  local colors = { applied = "green", pending = "yellow", modified = "red", missing = "red" }
-  for _, r in ipairs(st.rows) do
-    local state = string.format("%-9s", r.state)
-    local note = ""
-    if r.state == "modified" then
-      note = r.changed == "files" and "  (an included file changed)"
-        or ("  (file " .. short(r.file_hash) .. ")")
-    elseif r.state == "missing" then
-      note = "  (applied, no files on disk)"
-    elseif r.out_of_order then
-      note = "  (out of order: older than the last applied)"
-    end
-    out[#out + 1] = string.format("%s %-" .. width .. "s  %-27s %s%s", ui.style(colors[r.state], state),
-      r.name,
-      r.applied_at or "-", short(r.hash), note)
-  end
-  local c = st.counts
-  out[#out + 1] = string.format("%d applied, %d modified, %d pending, %d missing", c.applied, c.modified,
-    c.pending, c.missing)
-  if st.mismatch then
-    out[#out + 1] = string.format("history mismatch at #%d: database has %s, filesystem has %s",
-      st.mismatch.position, st.mismatch.db, st.mismatch.fs or "nothing")
-  end
-  io.stdout:write(table.concat(out, "\n"), "\n")
-  return 0
-end
-
--- ---------------------------------------------------------------- main
-
-function M.main(argv)
-  local ns = namespace()
-  require("dbtool.cli").namespace = ns
-  local l = log.ns(ns)
-  if #argv == 0 then
-    require("dbtool.ui").page(HELP)
-    return 0
-  end
-  local p = M.parse(argv)
-  if p.action == "version" then
-    io.stdout:write("migrator version ", M.VERSION, "\n")
-    return 0
-  elseif p.action == "help" then
-    require("dbtool.ui").page(HELP)
-    return 0
-  end
-  if p.opts.verbose then
-    log.configure { level = "debug" }
-  elseif p.opts.quiet then
-    log.configure { level = "warn" }
-  end
-  if not p.command then
-    fail(errors.GENERIC, "no subcommand specified. Use 'migrator help' for usage information.")
-  end
-  check_scope(p)
-  local cmd = p.command
-  if cmd == "create" then return cmd_create(p, l) end
-  if cmd == "list" then return cmd_list(p, l) end
-  if cmd == "init" then return cmd_init(p, l) end
-  if cmd == "migrate" then return cmd_migrate(p, l) end
-  return cmd_status(p, l)
+  errors.raise(errors.GENERIC, "no subcommand specified. Use 'migrator help' for usage information.")
 end
 
 return M
