@@ -160,6 +160,29 @@ return { hooks = { after_each_migration = function(i) table.insert(_G.API_SPEC_S
       assert.has_error(function() dbtool.commands.x = 1 end)
     end)
 
+    it("reach the commands of groups: database secrets, database migrator", function()
+      local dir = t.tmpdir("apigroups")
+      t.write(dir .. "/.env.x", "A=1\nB=2\n")
+      t.write(dir .. "/m/20260101000000-one/up.sql", "SELECT 1;\n")
+      local out = {}
+      local stdout = io.stdout
+      local ok, res = pcall(function()
+        io.stdout = setmetatable({ write = function(_, ...) for _, v in ipairs { ... } do out[#out + 1] = v end end,
+          flush = function() end }, { __index = stdout })
+        local a = dbtool.commands.secrets { "list", dir .. "/.env.x" }
+        local b = dbtool.commands.migrator { "list", "-r", "-d", dir .. "/m" }
+        return { a, b }
+      end)
+      io.stdout = stdout
+      assert(ok, tostring(res))
+      assert.are.same({ 0, 0 }, res)
+      assert.are.equal("A\nB\n20260101000000-one\n", table.concat(out))
+      local e = select(2, pcall(dbtool.commands.secrets, { "lsit" }))
+      assert.are.equal(9, e.exit)
+      e = select(2, pcall(dbtool.commands.secrets, { file = "x" }))
+      assert.are.equal(9, e.exit)
+    end)
+
     it("resolve project commands and list every name", function()
       local dir = t.tmpdir("apinames")
       t.write(dir .. "/db/db-tool.lua", "return { commands = { twice = { options = { { '-n', arg = 'N' } },\n"
