@@ -213,6 +213,36 @@ return { commands = {
     end)
   end)
 
+  describe("project scripts (db-tool run: the project's code, exit 1)", function()
+    it("a string returned is an error message; a table raised or returned is rendered", function()
+      local dir = project { ["s/str.lua"] = "return 'the deploy target is missing'\n",
+        ["s/tbl.lua"] = "error({ code = 7, why = 'x' })\n", ["s/ret.lua"] = "return {}\n",
+        ["s/big.lua"] = "return 300\n", ["s/ok.lua"] = "return 7\n" }
+      local function run(f) return hostile { argv = { "db-tool", "run", dir .. "/s/" .. f } } end
+      local r = run("str.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/s/str.lua: the script failed: the deploy target is missing")
+      r = run("tbl.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "(error object is a table { code = 7, why = \"x\" })")
+      r = run("ret.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script returned an empty table")
+      r = run("big.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script returned a number (300)")
+      assert.are.equal(7, run("ok.lua").code)
+    end)
+
+    it("allocating without bound: stopped at the project's memory_limit, exit 1", function()
+      local dir = project { ["db/db-tool.lua"] = "return { settings = { memory_limit = '64MB' } }\n",
+        ["grow.lua"] = GROW }
+      local r = hostile { argv = { "db-tool", "run", "grow.lua" }, cwd = dir, env = { LOCAL_DIR = dir } }
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script ran out of memory")
+    end)
+  end)
+
   describe("rickdb.toml (rickdb's configuration error, exit 255)", function()
     local function rickdb(dir, ...)
       return hostile { argv = { "rickdb", ... }, cwd = dir, env = { RICKDB_CONFIG = false } }
@@ -289,6 +319,26 @@ return { commands = {
       has(r.stderr, "migration name 20250101000002-caf\\xE9\\xFF is not valid UTF-8")
       local rows = conn:exec("select count(*)::int as n from pg_namespace where nspname = 'odd_one'")
       assert.are.equal(0, rows[1].n)
+    end)
+  end)
+
+  describe("migration directory names: a long one through status and migrate down all", function()
+    it("status prints it whole, down all reverts it (the original said 'unknown migration: 0')", function()
+      local mig = t.tmpdir("hostile-long") .. "/migration"
+      local name = "20250101000001-" .. string.rep("b", 240)
+      t.write(mig .. "/" .. name .. "/up.sql", "create schema long_two;\n")
+      t.write(mig .. "/" .. name .. "/down.sql", "drop schema long_two;\n")
+      local env = { MIGRATION_DIR = mig, DB_URL = t.fresh_db("hostile_long") }
+      assert.are.equal(0, hostile({ argv = { "migrator", "init" }, env = env }).code)
+      assert.are.equal(0, hostile({ argv = { "migrator", "migrate", "up", "all" }, env = env }).code)
+      local r = hostile { argv = { "migrator", "status" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      has(r.stdout, name)
+      r = hostile { argv = { "migrator", "migrate", "down", "all" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      has(r.stderr, "successfully migrated down to clean state")
+      local conn <close> = t.connect(env.DB_URL)
+      assert.are.equal(0, conn:exec("select count(*)::int as n from hectic.migration")[1].n)
     end)
   end)
 
