@@ -17,15 +17,24 @@ end
 
 --- The connection target and where it came from: url, source ("-u", "PGURL", "DB_URL",
 --- "cluster"), or nil.
+--- Its passwords are registered with the log redaction (log.add_connection) before anything
+--- can print it or an error about it.
 function M.url(ctx)
-  if ctx and ctx.url then return ctx.url, "-u" end
-  local v = env.get("PGURL")
-  if v then return v, "PGURL" end
-  v = env.get("DB_URL")
-  if v then return v, "DB_URL" end
-  local url, socket = M.local_url()
-  if url and require("posix.sys.stat").stat(socket) then return url, "cluster" end
-  return nil
+  local url, source
+  if ctx and ctx.url then
+    url, source = ctx.url, "-u"
+  elseif env.get("PGURL") then
+    url, source = env.get("PGURL"), "PGURL"
+  elseif env.get("DB_URL") then
+    url, source = env.get("DB_URL"), "DB_URL"
+  else
+    local socket
+    url, socket = M.local_url()
+    if not (url and require("posix.sys.stat").stat(socket)) then return nil end
+    source = "cluster"
+  end
+  require("dbtool.log").add_connection(url)
+  return url, source
 end
 
 --- The URL, or exit 3 explaining how to provide one.
@@ -43,10 +52,11 @@ end
 
 --- Connect to the command's database (see url()); opts as dbtool.pg.connect.
 function M.connect(ctx, opts)
-  local url = M.require_url(ctx)
-  opts = opts or {}
-  if not opts.log and ctx and ctx.log then opts.log = ctx.log end
-  return require("dbtool.pg").connect(url, opts)
+  local url, source = M.require_url(ctx)
+  local o = { source = source }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if not o.log and ctx and ctx.log then o.log = ctx.log end
+  return require("dbtool.pg").connect(url, o)
 end
 
 return M
