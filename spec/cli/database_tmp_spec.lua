@@ -119,7 +119,8 @@ describe("database tmp", function()
     local script = "trap 'echo interrupted > " .. mark .. "; exit 3' INT; echo $PGHOST > " .. mark
       .. ".host; while :; do sleep 0.05; done"
     local p, _, errf = d.spawn(cwd, { "tmp", "--", "sh", "-c", script }, { LOCAL_DIR = false, TMPDIR = tmp })
-    assert.is_true(d.wait_for(function() return t.read(mark .. ".host") ~= nil end, 60))
+    -- (the file exists before the shell has written the line: wait for the line)
+    assert.is_true(d.wait_for(function() return (t.read(mark .. ".host") or ""):match("\n$") end, 60))
     assert.are.equal(1, #d.ls(tmp))
     psignal.kill(p.pid, psignal.SIGINT)   -- to `database tmp` alone: it passes it on
     local how, code = p:wait()
@@ -131,7 +132,8 @@ describe("database tmp", function()
     os.remove(mark .. ".host")
     p = d.spawn(cwd, { "tmp", "--", "sh", "-c", "echo $PGHOST > " .. mark .. ".host; exec sleep 60" },
       { LOCAL_DIR = false, TMPDIR = tmp })
-    assert.is_true(d.wait_for(function() return t.read(mark .. ".host") ~= nil end, 60))
+    -- (the file exists before the shell has written the line: wait for the line)
+    assert.is_true(d.wait_for(function() return (t.read(mark .. ".host") or ""):match("\n$") end, 60))
     local dir = dir_of("host=" .. t.read(mark .. ".host"):gsub("\n", ""))
     assert.is_true(d.running(dir))
     psignal.kill(p.pid, psignal.SIGKILL)
