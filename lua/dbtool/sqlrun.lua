@@ -876,7 +876,7 @@ local function skip_copy_data(F)
   end
   local last = locate(F, F.base + F.pos)
   -- (data lines only: not the `\.` line)
-  return last - first - ((found and F.buf:byte(F.pos - 1) == 10) and 1 or 0), first
+  return last - first - ((found and F.buf:byte(F.pos - 1) == 10) and 1 or 0), first, found
 end
 
 -- standard_conforming_strings as the server reports it (ParameterStatus, as psql reads it):
@@ -1092,10 +1092,11 @@ function execute(R, F, st, text, how)
     end
     if how and how.copy_stdin and not copied and not R.stop_on_error() then
       -- the COPY never took its data: psql would now run the data lines as SQL
-      local n, from = skip_copy_data(F)
+      local n, from, ended = skip_copy_data(F)
       rest = nil
-      e.hint = e.hint or string.format("the COPY data that followed (%d line%s from line %d) was skipped, " ..
-        "not run as SQL", n, n == 1 and "" or "s", from)
+      e.hint = e.hint or string.format("the COPY data that followed (%d line%s from line %d%s) was " ..
+        "skipped, not run as SQL", n, n == 1 and "" or "s", from,
+        ended and "" or ", to the end of the file: no \\. line")
     end
   elseif fail_msg then
     vars.ERROR, vars.ROW_COUNT = "true", "0"
