@@ -140,11 +140,41 @@ end
 
 M.bytewise = bytewise
 
+--- Does `<` compare strings in byte order here (the "C" collation)? (fs.names sorts with
+--- strcmp: byte order.)
+function M.is_byte_order()
+  return M.comparator() ~= bytewise
+end
+
 --- Sort an array of names (or of records by .name) in byte order, in place.
 function M.sort(list)
   local less = M.comparator()
+  local fast = less ~= bytewise -- C collation: table.sort's own `<`, no Lua call per comparison
   if type(list[1]) == "table" then
+    local sorted = true
+    for i = 2, #list do
+      if not less(list[i - 1].name, list[i].name) then sorted = false break end
+    end
+    if sorted then return list end
+    if fast then
+      local names, by = {}, {}
+      for i, m in ipairs(list) do names[i] = m.name; by[m.name] = m end
+      if #names == #list then
+        table.sort(names)
+        local seen = {}
+        for _, n in ipairs(names) do
+          if seen[n] then fast = false break end
+          seen[n] = true
+        end
+        if fast then
+          for i, n in ipairs(names) do list[i] = by[n] end
+          return list
+        end
+      end
+    end
     table.sort(list, function(a, b) return less(a.name, b.name) end)
+  elseif fast then
+    table.sort(list)
   else
     table.sort(list, less)
   end

@@ -269,21 +269,41 @@ function Hectic:ensure()
   self:ensure_columns()
 end
 
---- Applied migrations, byte order: {id, name, hash, tree_hash, duration_ms, applied_at}.
-function Hectic:applied()
-  local have = self:extras()
-  local r = self.conn:exec(string.format([[
+local function applied_sql(have)
+  return string.format([[
     SELECT id, name::text AS name, hash::text AS hash, %s AS tree_hash, %s AS duration_ms,
            to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS applied_at
       FROM hectic.migration ORDER BY name COLLATE "C"]],
-    have.tree_hash and "tree_hash" or "NULL::text", have.duration_ms and "duration_ms" or "NULL::int"))
+    have.tree_hash and "tree_hash" or "NULL::text", have.duration_ms and "duration_ms" or "NULL::int")
+end
+
+-- the result rows are the records (no copy of 10,000 tables)
+local function records(r)
   local out = {}
-  for i = 1, r.n do
-    local row = r[i]
-    out[i] = { id = row.id, name = row.name, hash = row.hash, tree_hash = row.tree_hash,
-      duration_ms = row.duration_ms, applied_at = row.applied_at }
-  end
+  for i = 1, r.n do out[i] = r[i] end
   return out
+end
+
+--- Applied migrations, byte order: {id, name, hash, tree_hash, duration_ms, applied_at}.
+function Hectic:applied()
+  return records(self.conn:exec(applied_sql(self:extras())))
+end
+
+--- The same, sent now and collected later: returns a function that waits for the rows
+--- (the server works while the caller reads the migration directory).
+function Hectic:applied_async()
+  local conn = self.conn
+  conn:send_query(applied_sql(self:extras()))
+  return function()
+    local res, err
+    while true do
+      local r = conn:get_result()
+      if r == nil then break end
+      if r.error then err = err or r.error else res = res or r end
+    end
+    if err then error(err, 0) end
+    return records(res)
+  end
 end
 
 function Hectic:is_applied(name)

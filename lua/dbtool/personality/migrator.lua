@@ -469,8 +469,11 @@ local function cmd_status(p, l)
   local width = 10
   for _, r in ipairs(st.rows) do if #r.name > width then width = #r.name end end
   local colors = { applied = "green", pending = "yellow", modified = "red", missing = "red" }
+  local styled = {}
+  for k, c in pairs(colors) do styled[k] = ui.style(c, string.format("%-9s", k)) end
+  local fmt = "%s %-" .. width .. "s  %-27s %s%s"
+  local format = string.format
   for _, r in ipairs(st.rows) do
-    local state = string.format("%-9s", r.state)
     local note = ""
     if r.state == "modified" then
       note = r.changed == "files" and "  (an included file changed)"
@@ -480,9 +483,8 @@ local function cmd_status(p, l)
     elseif r.out_of_order then
       note = "  (out of order: older than the last applied)"
     end
-    out[#out + 1] = string.format("%s %-" .. width .. "s  %-27s %s%s", ui.style(colors[r.state], state),
-      r.name,
-      r.applied_at or "-", short(r.hash), note)
+    local h = r.hash
+    out[#out + 1] = format(fmt, styled[r.state], r.name, r.applied_at or "-", h and h:sub(1, 12) or "-", note)
   end
   local c = st.counts
   out[#out + 1] = string.format("%d applied, %d modified, %d pending, %d missing", c.applied, c.modified,
