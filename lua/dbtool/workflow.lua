@@ -440,7 +440,8 @@ function M.start_cluster(_, opts)
   return require("dbtool.cluster").start_from_env(opts)
 end
 
--- hydrate then patch on the cluster `handle`, as phases of `ph`; returns the sub-context.
+--- hydrate then patch (unless opts.no_hydrate / opts.no_patch; opts.mock) on the cluster
+--- `handle`, as phases of `ph`; returns the sub-context (its url is the cluster's).
 local function fill(ctx, handle, ph, opts)
   local sub = setmetatable({ url = handle.url, phases = ph, cluster = handle }, { __index = ctx })
   if not opts.no_hydrate then
@@ -454,6 +455,7 @@ local function fill(ctx, handle, ph, opts)
   sub.log = ctx.log
   return sub
 end
+M.fill = fill
 
 --- deploy: start the local cluster (fresh, or reused with opts.reuse / PG_REUSE), hydrate
 --- and patch it (unless opts.no_hydrate / opts.no_patch), then stop it with opts.cleanup.

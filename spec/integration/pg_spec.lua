@@ -218,7 +218,16 @@ describe("dbtool.core.pg", function()
 
     it("cancels a running query", function()
       local c <close> = pg.connect(url)
+      local pid = c:exec("SELECT pg_backend_pid() AS p")[1].p
       c:send_query("SELECT pg_sleep(30)")
+      -- a cancel that reaches the backend before the query starts is lost (the server
+      -- cancels only a running statement): wait until the query is running
+      local watch <close> = pg.connect(url)
+      for _ = 1, 2000 do
+        local st = watch:exec("SELECT state FROM pg_stat_activity WHERE pid = $1", pid)[1]
+        if st and st.state == "active" then break end
+        require("dbtool.core").sleep(0.005)
+      end
       local ok = c:cancel()
       assert.is_true(ok)
       local r = c:get_result()
