@@ -4,7 +4,7 @@
 # with a private sources list built from this machine's own apt configuration.
 set -eu
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libpq-dev libsodium-dev libsqlite3-dev
-sqlite3 postgresql postgresql-15-cron lua-busted lua-check"
+sqlite3 postgresql postgresql-15-cron lua-busted lua-check pgbouncer"
 
 missing=
 for p in $PKGS; do

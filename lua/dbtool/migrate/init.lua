@@ -690,6 +690,7 @@ function Engine:run_steps(plan)
         outcome = "empty"
         if not single and not s.no_tx then store:rollback() end
       else
+        if s.no_tx and not single and store.heartbeat then store:heartbeat() end -- (table lock)
         local ok, err = errors.try(store.run, store, s.script, self.vars, { no_tx = s.no_tx })
         if not ok then
           if single or not s.no_tx then store:rollback() end
@@ -762,7 +763,7 @@ function Engine:migrate(target)
     return { plan = plan, done = 0 }
   end
 
-  store:lock(self.policy.lock_wait, log)
+  store:lock(self.policy.lock_wait, log, { mode = self.policy.lock, expiry = self.policy.lock_expiry })
   return errors.finally(function() store:unlock() end, function()
     store:ensure()
     local fs = self:discover()

@@ -29,6 +29,13 @@ function M.defaults()
     -- Seconds to wait for the migration lock (PostgreSQL advisory lock, polled; SQLite
     -- busy timeout) before giving up.
     lock_wait = 60,
+    -- The PostgreSQL migration lock (dbtool.migrate.store_pg): "auto" = a row in a lock
+    -- table when a connection pooler (PgBouncer) is detected, else a session advisory lock;
+    -- "session" or "table" to choose.
+    lock = "auto",
+    -- Table lock: seconds after which the lock of a run that died is free again. Every
+    -- migration extends it; it must exceed the longest migration without a transaction.
+    lock_expiry = 300,
     -- SET LOCAL lock_timeout for every migration transaction on PostgreSQL (DDL fails fast
     -- instead of queueing behind a long transaction and blocking every later query).
     -- false or "0" leaves the server's setting.
@@ -55,6 +62,7 @@ local ENUMS = {
   history = { prefix = true, set = true },
   checksum = { verify = true, warn = true, off = true },
   transaction = { migration = true, single = true, none = true },
+  lock = { auto = true, session = true, table = true },
 }
 
 local HOOKS = { before_migrate = true, after_migrate = true, before_each = true, after_each = true }
@@ -90,6 +98,8 @@ function M.merge(base, over)
         table.concat(allowed, ", "), tostring(v))
     elseif k == "lock_wait" and (type(v) ~= "number" or v < 0) then
       return nil, "migration policy: lock_wait must be a number of seconds >= 0"
+    elseif k == "lock_expiry" and (type(v) ~= "number" or v <= 0) then
+      return nil, "migration policy: lock_expiry must be a number of seconds > 0"
     elseif (k == "lock_timeout" or k == "statement_timeout") and v ~= false
       and not M.valid_duration(v) then
       return nil, "migration policy: " .. k .. " must be a duration such as '10s', '500ms' or false"
