@@ -245,6 +245,32 @@ end
 --- BEGIN a migration transaction. opts: lock_timeout, statement_timeout (durations or
 --- false), migration_mode (SET LOCAL hectic.migration_mode = 'on'), sync (false: this
 --- commit may use synchronous_commit = off; a later synchronous commit flushes it).
+--- The statements that open a migration transaction (Driver:begin; printed by --dry-run --sql).
+function Driver:begin_sql(opts)
+  opts = opts or {}
+  local sql = { "BEGIN" }
+  if opts.lock_timeout and opts.lock_timeout ~= "0" then
+    sql[#sql + 1] = "SET LOCAL lock_timeout = " .. duration_literal(opts.lock_timeout)
+  end
+  if opts.statement_timeout and opts.statement_timeout ~= "0" then
+    sql[#sql + 1] = "SET LOCAL statement_timeout = " .. duration_literal(opts.statement_timeout)
+  end
+  if opts.migration_mode and self.migration_mode then
+    sql[#sql + 1] = "SET LOCAL hectic.migration_mode = 'on'"
+  end
+  return sql
+end
+
+--- The bookkeeping statement of migration `m` (what record() queues), for --dry-run --sql.
+function Driver:record_sql(m, duration_ms)
+  local saved = self.pending
+  self.pending = nil
+  self:record(m, duration_ms)
+  local sql = self.pending
+  self.pending = saved
+  return sql
+end
+
 function Driver:begin(opts)
   opts = opts or {}
   local sql = { "BEGIN" }
@@ -369,6 +395,9 @@ end
 --- Which of our extra columns exist.
 function Hectic:extras()
   if self._extras then return self._extras end
+  if not self:installed() then -- (dry runs) what ensure() would make
+    return { tree_hash = true, duration_ms = true }
+  end
   local r = self.conn:exec([[
     SELECT attname FROM pg_attribute
      WHERE attrelid = 'hectic.migration'::regclass AND attnum > 0 AND NOT attisdropped]])
@@ -436,6 +465,45 @@ local function records(r)
   local out = {}
   for i = 1, r.n do out[i] = r[i] end
   return out
+end
+
+-- ---------------------------------------------------------------- repeatable migrations
+
+M.REPEATABLE_DDL = [[CREATE TABLE IF NOT EXISTS hectic.migration_repeatable (
+  name text PRIMARY KEY,
+  hash text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  duration_ms integer
+)]]
+
+--- Recorded repeatable migrations: {name = {hash =, applied_at =}} ({} when never used).
+function Hectic:repeatable_applied()
+  local out = {}
+  if not self.conn:exec("SELECT to_regclass('hectic.migration_repeatable') IS NOT NULL AS ok")[1].ok then
+    return out
+  end
+  local r = self.conn:exec([[SELECT name, hash, to_char(applied_at AT TIME ZONE 'UTC',
+    'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS applied_at FROM hectic.migration_repeatable]])
+  for i = 1, r.n do out[r[i].name] = { hash = r[i].hash, applied_at = r[i].applied_at } end
+  return out
+end
+
+function Hectic:ensure_repeatable()
+  if not self.conn:exec("SELECT to_regclass('hectic.migration_repeatable') IS NOT NULL AS ok")[1].ok then
+    self.conn:exec(M.REPEATABLE_DDL)
+  end
+end
+
+--- Record (or re-record) repeatable migration `m`: sent with the COMMIT.
+function Hectic:record_repeatable(m, duration_ms)
+  self:queue("INSERT INTO hectic.migration_repeatable (name, hash, duration_ms) VALUES ("
+    .. self:literal(m.name) .. ", " .. self:literal(m.hash) .. ", " .. self:literal(duration_ms)
+    .. ") ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash, applied_at = now(), "
+    .. "duration_ms = EXCLUDED.duration_ms")
+end
+
+function Hectic:forget_repeatable(name)
+  self.conn:exec("DELETE FROM hectic.migration_repeatable WHERE name = $1", name)
 end
 
 --- Applied migrations, byte order: {id, name, hash, tree_hash, duration_ms, applied_at}.

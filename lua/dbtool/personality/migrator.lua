@@ -15,7 +15,8 @@ local M = {}
 
 M.VERSION = migrate.VERSION
 
-local COMMANDS = { init = true, migrate = true, create = true, list = true, status = true, fetch = true }
+local COMMANDS = { init = true, migrate = true, create = true, list = true, status = true, fetch = true,
+  baseline = true }
 local DIRECTIONS = { up = true, down = true, to = true }
 
 -- Options: where they are valid (nil = everywhere), whether they take a value.
@@ -26,11 +27,16 @@ local OPTIONS = {
   { "--inherits", key = "inherits", arg = "TABLE", multi = true },
   { "--verbose", key = "verbose" },
   { "-q", "--quiet", key = "quiet" },
-  { "--dry-run", key = "dry_run", only = { init = true, migrate = true } },
+  { "--dry-run", key = "dry_run", only = { init = true, migrate = true, baseline = true } },
+  { "--sql", key = "sql", only = { migrate = true } },
+  { "--exit-code", key = "exit_code", only = { status = true, fetch = true } },
+  { "--wait", key = "wait", optarg = "SECONDS", only = { migrate = true, status = true, fetch = true,
+    init = true, baseline = true } },
   { "-f", "--force", key = "force", only = { migrate = true } },
   { "--allow-modified", key = "allow_modified", only = { migrate = true } },
   { "--single-transaction", key = "single", only = { migrate = true } },
-  { "--lock-wait", key = "lock_wait", arg = "SECONDS", only = { migrate = true, init = true } },
+  { "--lock-wait", key = "lock_wait", arg = "SECONDS",
+    only = { migrate = true, init = true, baseline = true } },
   { "--lock-timeout", key = "lock_timeout", arg = "DURATION", only = { migrate = true } },
   { "--json", key = "json", only = { status = true, fetch = true } },
   { "-r", "--raw", key = "raw", only = { list = true } },
@@ -53,16 +59,23 @@ Commands:
   init [--dry-run]             install the bookkeeping (PostgreSQL: the hectic bundle)
   create [--name NAME]         new migration <UTC timestamp>-<name>/ with up.sql and down.sql
   list [--raw]                 migrations on disk (no database needed)
-  status [--json]              applied / pending / modified / missing, with hashes and times
-                               (fetch is an alias)
+  status [--json] [--exit-code]   applied / pending / modified / missing, with hashes and
+                               times (fetch is an alias); --exit-code: exit 1 when anything
+                               is pending (a versioned or a new/changed repeatable migration)
+  baseline NAME|PREFIX|latest  record the migrations up to NAME as applied without running
+                               them (a database that has their schema already adopts them);
+                               refused when any migration is recorded
   migrate up [N|all|latest|head]         apply the next N (default 1) or all pending
   migrate down [N]                       revert the last N (default 1)
   migrate to NAME|PREFIX|latest|head|last   go up or down to a migration
 
 Options (accepted before or after the command):
-  -u, --db-url URL             database (default: $DB_URL). postgresql://..., postgres://...,
+  -u, --db-url URL             database (default: $DB_URL, $PGURL, $DATABASE_URL, else
+                               libpq's PGHOST, PGPORT, PGDATABASE, PGUSER, PGSERVICE, with
+                               PGPASSWORD or .pgpass). postgresql://..., postgres://...,
                                key=value conninfo, sqlite://PATH, or a *.db, *.sqlite,
                                *.sqlite3 path
+  --wait[=SECONDS]             wait for the server to accept connections (default 60 s)
   -d, --migration-dir DIR      migrations directory (default: $MIGRATION_DIR or ./migration)
   -v, --set NAME=VALUE         psql variable for the scripts (:NAME, :'NAME'); repeatable
   --verbose / -q, --quiet      more / less logging (or HECTIC_LOG=level)
@@ -71,6 +84,8 @@ Options (accepted before or after the command):
 
 Migrate options:
   --dry-run                    print the plan (files, directions), change nothing
+  --dry-run --sql              print the statements that would run (PostgreSQL), with the
+                               scripts' \i, \ir, :variables and COPY data resolved
   -f, --force                  go on although the applied history does not match the
                                files (warns)
   --allow-modified             go on although applied migrations changed on disk (warns)
@@ -85,6 +100,9 @@ Status options: --json
 Migration layout (MIGRATION_DIR/<YYYYMMDDHHMMSS>-<description>/):
   up.sql, down.sql                      single-file form
   up/entrypoint.sql, down/entrypoint.sql  multi-file form (\ir part.sql; .read on SQLite)
+  repeatable/*.sql                      repeatable migrations: applied again whenever their
+                                        content changes, in name order, after the versioned
+                                        ones, by a run that leaves all of those applied
   A script whose first line is `-- db-tool: no-transaction` runs outside a transaction
   (CREATE INDEX CONCURRENTLY ...); every other migration runs in one transaction together
   with its bookkeeping row, so a failure leaves neither.
@@ -101,6 +119,8 @@ migration, 3 missing or unsupported database URL, 4 migration failed, 9 invalid 
 13 init failed, 127 missing dependency.
 
 migrator version ]] .. M.VERSION .. "\n"
+
+local exit_code, policy_mod_merge
 
 local function fail(code, msg, hint)
   errors.raise(code, msg, hint and { hint = hint } or nil)
@@ -145,6 +165,9 @@ function M.parse(argv)
           log.ns(env.get("HECTIC_NAMESPACE") or "migrator"):warn("--inherits is deprecated and ignored: "
             .. "hectic schema is auto-exempt from inheritance enforcement")
         end
+      elseif o.optarg then -- --wait or --wait=SECONDS
+        opts[o.key] = value or true
+        opts["_" .. o.key] = flag
       else
         if value ~= nil then unknown[#unknown + 1] = a else opts[o.key] = true end
         opts["_" .. o.key] = flag
@@ -173,7 +196,7 @@ local function check_scope(p)
       table.insert(p.unknown, 1, p.opts["_" .. o.key])
     end
   end
-  if cmd == "migrate" then return end -- reported with the direction (exit 1), as the original
+  if cmd == "migrate" or cmd == "baseline" then return end -- checked by the command
   if #p.unknown > 0 then
     fail(errors.NOT_FOUND, label .. " argument " .. p.unknown[1] .. " does not exists",
       "see 'migrator --help'")
@@ -238,13 +261,17 @@ local function migration_dir(opts)
   return opts.dir or env.get("MIGRATION_DIR") or "migration"
 end
 
---- The database URL: --db-url, else $DB_URL; exit 3 when there is none or it is not one.
+--- The database: --db-url, else DB_URL, PGURL, DATABASE_URL, else libpq's environment
+--- (dbtool.db.resolve); exit 3 when there is none or it is not one.
 local function database(opts)
-  local url = opts.url or env.get("DB_URL")
+  local db = require "dbtool.db"
+  local url, source = db.resolve { url = opts.url, migrator = true }
   if not url then
-    fail(errors.MISSING, "no database URL: pass --db-url URL or set DB_URL",
+    fail(errors.MISSING, "no database URL: pass --db-url URL or set DB_URL (looked at "
+      .. db.order { migrator = true } .. ")",
       "postgresql://user@host/db, key=value conninfo, sqlite://path, or a *.db file")
   end
+  if source == "libpq" then return { engine = "postgresql", target = "", source = source } end
   local d, msg = migrate.detect(url)
   if not d then
     errors.raise(errors.MISSING, msg,
@@ -374,8 +401,20 @@ local function cmd_list(p, l)
   return 0
 end
 
+--- --wait[=SECONDS]: wait for the server of `d` (PostgreSQL) to accept connections.
+local function wait_for(p, d)
+  local w = p.opts.wait
+  if not w or d.engine ~= "postgresql" then return end
+  local secs = w == true and 60 or tonumber(w)
+  if not secs or secs < 0 then
+    fail(errors.NOT_FOUND, "--wait expects a number of seconds, not '" .. tostring(w) .. "'")
+  end
+  require("dbtool.db").wait(d.target, secs, d.source or "DB_URL")
+end
+
 local function open(p, l, create)
   local d = database(p.opts)
+  wait_for(p, d)
   local lock_wait = tonumber(p.opts.lock_wait)
   if p.opts.lock_wait and (not lock_wait or lock_wait < 0) then
     fail(errors.NOT_FOUND, "--lock-wait expects a number of seconds, not '" .. p.opts.lock_wait .. "'")
@@ -386,6 +425,7 @@ end
 local function cmd_init(p, l)
   local d = database(p.opts)
   if p.opts.dry_run then
+    wait_for(p, d)
     if d.engine == "postgresql" then
       io.stdout:write(require("dbtool.migrate.store_pg").init_sql())
     else
@@ -395,10 +435,16 @@ local function cmd_init(p, l)
     return 0
   end
   local store <close> = open(p, l, true)
-  store:lock(tonumber(p.opts.lock_wait) or 60, l)
+  local pol = policy_mod_merge(project_policy())
+  store:lock(tonumber(p.opts.lock_wait) or 60, l, { mode = pol.lock, expiry = pol.lock_expiry })
   errors.finally(function() store:unlock() end, function() store:init() end)
   l:info("%s is ready", store.table)
   return 0
+end
+
+function policy_mod_merge(over)
+  local policy = require "dbtool.migrate.policy"
+  return policy.merge(policy.defaults(), over) or policy.defaults()
 end
 
 local function policy_for(p)
@@ -416,10 +462,13 @@ end
 local function cmd_migrate(p, l)
   local target = M.migrate_target(p.words, p.unknown)
   local vars = parse_vars(p.opts.set)
+  if p.opts.sql and not p.opts.dry_run then
+    fail(errors.NOT_FOUND, "--sql goes with --dry-run", "migrator migrate up all --dry-run --sql")
+  end
   local store <close> = open(p, l, not p.opts.dry_run)
   local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts),
     policy = policy_for(p), vars = vars, log = l, force = p.opts.force,
-    allow_modified = p.opts.allow_modified, dry_run = p.opts.dry_run }
+    allow_modified = p.opts.allow_modified, dry_run = p.opts.dry_run, sql = p.opts.sql }
   if p.opts.force then l:warn("--force: the migration history check is skipped") end
   local ok, err = errors.try(eng.migrate, eng, target)
   if not ok then
@@ -432,8 +481,43 @@ local function cmd_migrate(p, l)
   return 0
 end
 
+local function cmd_baseline(p, l)
+  if #p.unknown > 0 then
+    fail(errors.NOT_FOUND, "baseline argument " .. p.unknown[1] .. " does not exists",
+      "see 'migrator --help'")
+  end
+  if #p.words == 0 then
+    fail(errors.MISSING, "baseline: which migration? baseline NAME|PREFIX|latest",
+      "the migrations up to NAME are recorded as applied without running them")
+  end
+  if #p.words > 1 then fail(errors.NOT_FOUND, "baseline: too many arguments") end
+  local store <close> = open(p, l, not p.opts.dry_run)
+  local eng = migrate.new { store = store, layout = "dirs", dir = migration_dir(p.opts),
+    policy = policy_for(p), log = l, dry_run = p.opts.dry_run }
+  eng:baseline(p.words[1])
+  return 0
+end
+
 local function short(h)
   return h and h:sub(1, 12) or "-"
+end
+
+local function repeatable_json(rows)
+  local out = {}
+  for i, r in ipairs(rows or {}) do
+    out[i] = { name = r.name, state = r.state, hash = r.hash or migrate.null,
+      file_hash = r.file_hash or migrate.null, applied_at = r.applied_at or migrate.null }
+  end
+  return out
+end
+
+--- status --exit-code: 1 when a versioned migration is pending or a repeatable one is new or
+--- changed.
+function exit_code(p, st)
+  if not p.opts.exit_code then return 0 end
+  local r = st.counts.repeatable or {}
+  if st.counts.pending > 0 or (r.pending or 0) > 0 or (r.changed or 0) > 0 then return 1 end
+  return 0
 end
 
 local function cmd_status(p, l)
@@ -458,8 +542,9 @@ local function cmd_status(p, l)
       tostring(st.initialized), ',"migration_dir":', js(eng.dir), ',"migration_dir_exists":',
       tostring(not st.dir_missing), ',"current":', str(st.current), ',"history_ok":',
         tostring(st.mismatch == nil),
-      ',"counts":', J(st.counts), ',"migrations":[', table.concat(rows, ","), "]}\n")
-    return 0
+      ',"counts":', J(st.counts), ',"migrations":[', table.concat(rows, ","), "],\"repeatable\":",
+      J(migrate.array(repeatable_json(st.repeatable))), "}\n")
+    return exit_code(p, st)
   end
   local ui = require "dbtool.ui"
   local out = {}
@@ -493,8 +578,15 @@ local function cmd_status(p, l)
     out[#out + 1] = string.format("history mismatch at #%d: database has %s, filesystem has %s",
       st.mismatch.position, st.mismatch.db, st.mismatch.fs or "nothing")
   end
+  local rstyle = { applied = "green", changed = "yellow", pending = "yellow", missing = "red" }
+  for _, r in ipairs(st.repeatable or {}) do
+    out[#out + 1] = string.format("%s %s  %-27s %s%s",
+      ui.style(rstyle[r.state], string.format("%-9s", r.state)),
+      "repeatable/" .. r.name, r.applied_at or "-", short(r.hash),
+      r.state == "missing" and "  (recorded, file gone: forgotten by the next migrate)" or "")
+  end
   io.stdout:write(table.concat(out, "\n"), "\n")
-  return 0
+  return exit_code(p, st)
 end
 
 -- ---------------------------------------------------------------- main
@@ -529,6 +621,7 @@ function M.main(argv)
   if cmd == "list" then return cmd_list(p, l) end
   if cmd == "init" then return cmd_init(p, l) end
   if cmd == "migrate" then return cmd_migrate(p, l) end
+  if cmd == "baseline" then return cmd_baseline(p, l) end
   return cmd_status(p, l)
 end
 
