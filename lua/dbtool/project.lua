@@ -93,9 +93,13 @@ function M.validate(p, file, text)
   local function bad(msg, key) fail(file, msg, M.locate(text, key)) end
   if type(p) ~= "table" then fail(file, "db-tool.lua must return a table, not a " .. type(p)) end
   for k in pairs(p) do
-    if k ~= "commands" and k ~= "hooks" and k ~= "settings" then
-      bad("unknown key '" .. tostring(k) .. "' (expected commands, hooks, settings)", k)
+    if k ~= "commands" and k ~= "hooks" and k ~= "settings" and k ~= "targets" then
+      bad("unknown key '" .. tostring(k) .. "' (expected commands, hooks, settings, targets)", k)
     end
+  end
+  -- targets: migrator's fleet (dbtool.migrate.fleet checks the entries when used)
+  if p.targets ~= nil and type(p.targets) ~= "table" and type(p.targets) ~= "function" then
+    bad("targets must be a table or a function returning one, not a " .. type(p.targets), "targets")
   end
   for _, section in ipairs { "commands", "hooks", "settings" } do
     if p[section] ~= nil and type(p[section]) ~= "table" then

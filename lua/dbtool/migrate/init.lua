@@ -418,7 +418,8 @@ Engine.__index = Engine
 --- statements, PostgreSQL), out (function(line) for plan
 --- and report output; default stdout), report_errors (false: do not log a failing script's
 --- error; it is still the `cause` of the raised "migration failed" error, exit 4),
---- progress (false: no progress line on a TTY; for front ends printing their own lines).
+--- progress (false: no progress line on a TTY; for front ends printing their own lines),
+--- on_step (function(info): after each migration, with the after_each hook's info).
 --- Hooks (policy.hooks) receive: before_migrate/after_migrate {plan, dir, done};
 --- before_each/after_each {name, direction, script, index, total; after_each adds
 --- duration (s), outcome = "applied" | "reverted" | "empty" | "skipped"}.
@@ -434,7 +435,7 @@ function M.new(opts)
     vars = opts.vars or {}, log = opts.log or require("dbtool.log").ns("migrate"),
     force = opts.force, allow_modified = opts.allow_modified, dry_run = opts.dry_run, sql = opts.sql,
     out = opts.out or function(line) io.stdout:write(line, "\n") end,
-    report_errors = opts.report_errors, progress = opts.progress,
+    report_errors = opts.report_errors, progress = opts.progress, on_step = opts.on_step,
   }, Engine)
   return e
 end
@@ -791,8 +792,10 @@ function Engine:run_steps(plan)
     else
       log:debug("%s: %s", m.name, ui.duration(dt))
     end
-    hook(self, "after_each", { name = m.name, direction = s.direction, script = s.script, index = i,
-      total = #plan.steps, duration = dt, skipped = skip, outcome = outcome })
+    local info = { name = m.name, direction = s.direction, script = s.script, index = i,
+      total = #plan.steps, duration = dt, skipped = skip, outcome = outcome }
+    hook(self, "after_each", info)
+    if self.on_step then self.on_step(info) end
   end
   if single then
     local ok, err = errors.try(store.commit, store)
@@ -923,8 +926,10 @@ function Engine:run_repeatables(run, forget)
             or "it was rolled back; the versioned migrations stay applied" })
     end
     log:info("applied repeatable migration %s in %s", m.name, ui.duration(now() - t0))
-    hook(self, "after_each", { name = m.name, direction = "up", script = m.up, index = i, total = #run,
-      duration = now() - t0, outcome = "applied", repeatable = true })
+    local info = { name = m.name, direction = "up", script = m.up, index = i, total = #run,
+      duration = now() - t0, outcome = "applied", repeatable = true }
+    hook(self, "after_each", info)
+    if self.on_step then self.on_step(info) end
   end
   return #run
 end

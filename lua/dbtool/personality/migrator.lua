@@ -38,7 +38,13 @@ local OPTIONS = {
   { "--lock-wait", key = "lock_wait", arg = "SECONDS",
     only = { migrate = true, init = true, baseline = true } },
   { "--lock-timeout", key = "lock_timeout", arg = "DURATION", only = { migrate = true } },
-  { "--json", key = "json", only = { status = true, fetch = true } },
+  { "--json", key = "json", only = { status = true, fetch = true, migrate = true } },
+  { "--targets", key = "targets", arg = "FILE", only = { migrate = true } },
+  { "--all-targets", key = "all_targets", only = { migrate = true } },
+  { "-j", "--jobs", key = "jobs", arg = "N", only = { migrate = true } },
+  { "--fail-fast", key = "fail_fast", only = { migrate = true } },
+  { "--log-dir", key = "log_dir", arg = "DIR", only = { migrate = true } },
+  { "--result-file", key = "result_file", arg = "FILE", only = { migrate = true } },
   { "-r", "--raw", key = "raw", only = { list = true } },
   { "-n", "--name", key = "name", arg = "NAME", only = { create = true } },
 }
@@ -92,6 +98,18 @@ Migrate options:
   --single-transaction         all migrations of the run in one transaction
   --lock-wait SECONDS          wait for a concurrent migration at most this long (default 60)
   --lock-timeout DURATION      lock_timeout for migration statements (default 10s; 0 = off)
+Fleets (migrate over many databases):
+  --targets FILE|-             one URL a line (or NAME=URL; # comments), each a target
+  --all-targets                the `targets` of db-tool.lua (a table, or a function
+                               returning one)
+  -j, --jobs N                 targets migrated at once (default 1)
+  --fail-fast                  after a failure, start no other target
+  --json                       one JSON document (schema_version 1): every target's result
+  --log-dir DIR                where each target's log is kept (default
+                               ${XDG_STATE_HOME:-~/.local/state}/db-tool/migrator/<time>)
+  Exit 0 when every target succeeded, 4 when any failed, 130 interrupted (Ctrl-C: no new
+  target starts; the running ones roll back their current migration and stop).
+  --result-file FILE           (one target) write from/to/applied names to FILE
 Init options:   --dry-run (print the SQL)
 Create options: -n, --name NAME
 List options:   -r, --raw (names only)
@@ -459,7 +477,114 @@ local function policy_for(p)
   return pol
 end
 
-local function cmd_migrate(p, l)
+-- Options that belong to the fleet and are not passed to each target's migrator.
+local FLEET_ONLY = { ["--targets"] = true, ["--all-targets"] = true, ["-j"] = true, ["--jobs"] = true,
+  ["--fail-fast"] = true, ["--json"] = true, ["--log-dir"] = true, ["-u"] = true, ["--db-url"] = true,
+  ["--result-file"] = true }
+
+--- The arguments of each target's migrator: argv without the fleet's own options.
+function M.child_argv(argv)
+  local out, i = {}, 1
+  while i <= #argv do
+    local a = argv[i]
+    local flag = a:match("^(%-%-[^=]+)=") or a
+    if FLEET_ONLY[flag] then
+      local o = BY_FLAG[flag]
+      if o and o.arg and not a:find("=", 1, true) then i = i + 1 end
+    else
+      out[#out + 1] = a
+    end
+    i = i + 1
+  end
+  return out
+end
+
+local function cmd_fleet(p, l, argv)
+  local fleet = require "dbtool.migrate.fleet"
+  M.migrate_target(p.words, p.unknown) -- the arguments are checked once, here
+  if p.opts.url then fail(errors.AMBIGUOUS, "--db-url and --targets: one or the other") end
+  if p.opts.dry_run and p.opts.sql then
+    fail(errors.NOT_FOUND, "--dry-run --sql prints one database's statements: use it without --targets")
+  end
+  local jobs = 1
+  if p.opts.jobs then
+    jobs = tonumber(p.opts.jobs)
+    if not jobs or jobs < 1 or math.type(jobs) ~= "integer" then
+      fail(errors.NOT_FOUND, "--jobs expects a number of targets >= 1, not '" .. p.opts.jobs .. "'")
+    end
+  end
+  local targets
+  if p.opts.targets then
+    local f = p.opts.targets
+    local text
+    if f == "-" then
+      text = io.stdin:read("a") or ""
+    else
+      local h, msg = io.open(f, "rb")
+      if not h then fail(errors.MISSING, "cannot read the targets file: " .. tostring(msg)) end
+      text = h:read("a") or ""
+      h:close()
+    end
+    targets = fleet.parse(text, f == "-" and "stdin" or f)
+  else
+    local project = require("dbtool.project").load()
+    if not project or project.targets == nil then
+      fail(errors.MISSING, "--all-targets: db-tool.lua has no `targets`",
+        "add targets = { ... } (or a function returning them) to ${DATABASE_DIR}/db-tool.lua, or pass "
+          .. "--targets FILE")
+    end
+    targets = fleet.from_project(project.targets, project.file or "db-tool.lua")
+  end
+  local log_dir = fleet.log_dir(p.opts.log_dir)
+  local ui = require "dbtool.ui"
+  local results, interrupted = fleet.run { targets = targets, argv = M.child_argv(argv), jobs = jobs,
+    fail_fast = p.opts.fail_fast, log_dir = log_dir, tty = ui.isatty(2), log = l,
+    out = function(line) io.stderr:write(line, "\n") end }
+  if p.opts.json then
+    io.stdout:write(fleet.json_doc(results, { jobs = jobs, fail_fast = p.opts.fail_fast, log_dir = log_dir,
+      interrupted = interrupted }), "\n")
+  else
+    io.stdout:write(table.concat(fleet.summary_lines(results, log_dir), "\n"), "\n")
+  end
+  return fleet.exit_code(results, interrupted)
+end
+
+--- --result-file / --json of one run: what it did.
+local function write_result(p, res, eng)
+  local lines = {}
+  if res.from then lines[#lines + 1] = "from\t" .. res.from end
+  if res.to then lines[#lines + 1] = "to\t" .. res.to end
+  for _, s in ipairs(res.steps) do
+    local kind = s.repeatable and "repeatable" or (s.direction == "up" and "applied" or "reverted")
+    if s.outcome ~= "skipped" then lines[#lines + 1] = kind .. "\t" .. s.name end
+  end
+  if p.opts.result_file then
+    local f = io.open(p.opts.result_file, "wb")
+    if f then
+      f:write(table.concat(lines, "\n"), #lines > 0 and "\n" or "")
+      f:close()
+    end
+  end
+  if p.opts.json and not p.opts.dry_run then
+    local applied, reverted, rep = {}, {}, 0
+    for _, s in ipairs(res.steps) do
+      if s.repeatable then rep = rep + 1
+      elseif s.outcome ~= "skipped" and s.direction == "up" then applied[#applied + 1] = s.name
+      elseif s.outcome ~= "skipped" then reverted[#reverted + 1] = s.name end
+    end
+    io.stdout:write(migrate.json { schema_version = 1, migration_dir = eng.dir,
+      from = res.from or migrate.null, to = res.to or migrate.null, applied = migrate.array(applied),
+      reverted = migrate.array(reverted), repeatable = rep, status = res.failed and "failed" or "ok" }, "\n")
+  end
+end
+
+local function cmd_migrate(p, l, argv)
+  if p.opts.targets or p.opts.all_targets then return cmd_fleet(p, l, argv) end
+  for _, k in ipairs { "jobs", "fail_fast", "log_dir" } do
+    if p.opts[k] then
+      fail(errors.NOT_FOUND, p.opts["_" .. k] .. " goes with --targets or --all-targets")
+    end
+  end
   local target = M.migrate_target(p.words, p.unknown)
   local vars = parse_vars(p.opts.set)
   if p.opts.sql and not p.opts.dry_run then
@@ -470,7 +595,16 @@ local function cmd_migrate(p, l)
     policy = policy_for(p), vars = vars, log = l, force = p.opts.force,
     allow_modified = p.opts.allow_modified, dry_run = p.opts.dry_run, sql = p.opts.sql }
   if p.opts.force then l:warn("--force: the migration history check is skipped") end
+  local res = { steps = {} }
+  if p.opts.result_file or p.opts.json then
+    eng.on_step = function(info) res.steps[#res.steps + 1] = info end
+  end
   local ok, err = errors.try(eng.migrate, eng, target)
+  if ok and err and err.plan then res.from, res.to = err.plan.from, err.plan.to end
+  if p.opts.result_file or p.opts.json then
+    res.failed = not ok
+    write_result(p, res, eng)
+  end
   if not ok then
     -- the original's "no migrations found" when the directory itself is missing: say where
     if errors.is(err) and err.msg == "no migrations found" and eng.dir_missing then
@@ -620,7 +754,7 @@ function M.main(argv)
   if cmd == "create" then return cmd_create(p, l) end
   if cmd == "list" then return cmd_list(p, l) end
   if cmd == "init" then return cmd_init(p, l) end
-  if cmd == "migrate" then return cmd_migrate(p, l) end
+  if cmd == "migrate" then return cmd_migrate(p, l, argv) end
   if cmd == "baseline" then return cmd_baseline(p, l) end
   return cmd_status(p, l)
 end
