@@ -50,6 +50,7 @@ local OPTIONS = {
   { "-f", "--force", key = "force" },
   { "--template", key = "template", arg = "MODULE" },
   { "--lock-wait", key = "lock_wait", arg = "SECONDS" },
+  { "--all", key = "all" },
   { "-v", "--verbose", key = "verbose" },
   { "--no-color", key = "no_color" },
   { "-h", "--help", key = "help" },
@@ -223,6 +224,9 @@ Options:
   -f, --force          dto: overwrite the output file
   --template MODULE    dto: the generator (a module name or a .lua file)
   --lock-wait SECONDS  init, migrate, flatten: wait at most this long for a concurrent run
+  --all                the command on every database of the configuration ([db], then each
+                       [db_<name>] by name); each one's output follows a line [db_<name>];
+                       exit: the first failure's code, 0 when all succeeded
   -v, --verbose        more logging (or HECTIC_LOG=debug)
   --no-color           no colour (also NO_COLOR=1; colour is used only on a terminal)
   -h, --help           help
@@ -627,7 +631,7 @@ local function run(argv)
     local allowed = M.COMMANDS[d.command].options or {}
     for _, o in ipairs(OPTIONS) do
       if opts["_" .. o.key] and not allowed[o.key] and o.key ~= "config" and o.key ~= "verbose"
-        and o.key ~= "no_color" and o.key ~= "help" then
+        and o.key ~= "no_color" and o.key ~= "help" and o.key ~= "all" then
         usage_error("option " .. opts["_" .. o.key] .. " does not apply to '" .. d.command .. "'",
           "see '" .. PROG .. " help " .. d.command .. "'")
       end
@@ -644,20 +648,63 @@ local function run(argv)
   local path = config.locate(opts.config)
   local cfg = config.load(path)
   for _, w in ipairs(cfg.warnings) do warn(w) end
-  local section, key = config.select(cfg, d.db)
+  if opts.all and d.db then
+    usage_error("--all runs the command on every database: name none ('" .. d.db .. "' given)")
+  end
+  if not opts.all then config.select(cfg, d.db) end -- a missing section first (254), as rick_db
   if d.invalid then
     usage_error("invalid command '" .. d.invalid .. "'; try '" .. PROG .. " help'")
   end
   if not opts.lock_wait and cfg.settings.lock_wait then lock_wait = cfg.settings.lock_wait end
-  local conn, warnings = config.connection(section, key, cfg)
-  for _, w in ipairs(warnings) do warn(w) end
-  if conn.password then log.add_secret(conn.password) end
   if #d.args > (({ check = 1, migrate = 1, flatten = 1, dto = 2 })[d.command] or 0) then
     warn("ignoring extra arguments after '" .. d.command .. "'")
   end
-  local ctx = { cfg = cfg, settings = cfg.settings, section = section, key = key, name = d.db or "db",
-    conn = conn, opts = opts, args = d.args, lock_wait = lock_wait, log = logger() }
-  return commands[d.command](ctx)
+  local function one(name)
+    local section, key = config.select(cfg, name)
+    local conn, warnings = config.connection(section, key, cfg)
+    for _, w in ipairs(warnings) do warn(w) end
+    if conn.password then log.add_secret(conn.password) end
+    local ctx = { cfg = cfg, settings = cfg.settings, section = section, key = key, name = name or "db",
+      conn = conn, opts = opts, args = d.args, lock_wait = lock_wait, log = logger() }
+    return commands[d.command](ctx)
+  end
+  if not opts.all then return one(d.db) end
+  return M.run_all(cfg, d.command, one)
+end
+
+--- `rickdb --all COMMAND`: the command on every database of the configuration ([db], then
+--- every [db_<name>] in name order), one after the other; each one's output follows a line
+--- "[db_<name>]". A failing database does not stop the others. Exit: 0 when all succeeded,
+--- else the first failure's code; a summary line on stderr.
+function M.run_all(cfg, command, one)
+  local names = {}
+  for _, key in ipairs(cfg.names) do names[#names + 1] = key end
+  if #names == 0 then
+    fail(config.EXIT_NO_DB, "no database in " .. cfg.file .. " (no [db] or [db_<name>] section)")
+  end
+  local code, failed = 0, {}
+  for _, key in ipairs(names) do
+    write(1, "[" .. key .. "]\n")
+    io.stdout:flush()
+    local ok, res = errors.try(one, key ~= "db" and key:sub(4) or nil)
+    local c
+    if ok then
+      c = res or 0
+    else
+      if res.interrupted or res.bug then error(res, 0) end
+      if res.exit < config.EXIT_FAILED then res.exit = config.EXIT_FAILED end
+      M.report(res)
+      c = res.exit
+    end
+    io.stdout:flush()
+    if c ~= 0 then
+      failed[#failed + 1] = key .. " (exit " .. c .. ")"
+      if code == 0 then code = c end
+    end
+  end
+  warn(string.format("%s --all %s: %d database(s), %d failed%s", PROG, command, #names, #failed,
+    #failed > 0 and (": " .. table.concat(failed, ", ")) or ""))
+  return code
 end
 
 function M.main(argv)
