@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -39,6 +40,7 @@ typedef struct proc_Process {
   pid_t pid;
   int done;       /* reaped */
   int status;     /* raw wait status once done */
+  long maxrss;    /* peak resident set size in KiB (rusage of wait4) once done, else -1 */
   int fds[3];     /* parent ends of pipes not yet wrapped in a file handle, or -1 */
 } proc_Process;
 
@@ -370,6 +372,7 @@ static int proc_spawn(lua_State *L) {
   p->pid = -1;
   p->done = 0;
   p->status = 0;
+  p->maxrss = -1;
   p->fds[0] = p->fds[1] = p->fds[2] = -1;
   luaL_setmetatable(L, PROC_MT);
   pidx = lua_gettop(L);
@@ -481,10 +484,12 @@ static int proc_m_wait(lua_State *L) {
     return luaL_error(L, "process was never started");
   while (!p->done) {
     int st;
-    pid_t r = waitpid(p->pid, &st, timed ? WNOHANG : 0);
+    struct rusage ru;
+    pid_t r = wait4(p->pid, &st, timed ? WNOHANG : 0, &ru);
     if (r == p->pid) {
       p->done = 1;
       p->status = st;
+      p->maxrss = ru.ru_maxrss;
       break;
     }
     if (r < 0 && errno != EINTR)
@@ -549,6 +554,13 @@ static int proc_m_index(lua_State *L) {
   }
   if (strcmp(key, "done") == 0) {
     lua_pushboolean(L, p->done);
+    return 1;
+  }
+  if (strcmp(key, "maxrss") == 0) { /* KiB; nil until reaped by wait */
+    if (p->maxrss < 0)
+      lua_pushnil(L);
+    else
+      lua_pushinteger(L, p->maxrss);
     return 1;
   }
   lua_getiuservalue(L, 1, 1);

@@ -31,6 +31,75 @@ static volatile sig_atomic_t host_deferred = 0;     /* inside core.uninterruptib
 static void (*host_interrupt_fns[HOST_MAX_INTERRUPT_FNS])(void);
 static int host_ninterrupt_fns = 0;
 
+/* ---------------------------------------------------------------- allocator
+
+   lua_Alloc with a byte count and an optional limit (core.memory_limit): an allocation that
+   would grow the heap past the limit fails, and Lua raises its "not enough memory" error
+   (after an emergency collection). Shrinking never fails, as Lua requires. */
+
+static size_t host_mem_used = 0;
+static size_t host_mem_limit = 0;                   /* 0: none */
+
+static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  size_t old = ptr != NULL ? osize : 0;             /* osize is a type tag when ptr is NULL */
+  void *p;
+  (void)ud;
+  if (nsize == 0) {
+    free(ptr);
+    host_mem_used -= old;
+    return NULL;
+  }
+  if (host_mem_limit != 0 && nsize > old && host_mem_used - old + nsize > host_mem_limit)
+    return NULL;
+  p = realloc(ptr, nsize);
+  if (p == NULL)
+    return NULL;
+  host_mem_used = host_mem_used - old + nsize;
+  return p;
+}
+
+/* ---------------------------------------------------------------- warnings
+
+   Lua reports an error raised in a __gc metamethod as a warning ("error in __gc ...") and
+   goes on. They are kept here (count + the first message) for core.gc_errors(), so that the
+   program can report them and not exit 0; those raised by lua_close, after the Lua side is
+   gone, are printed by main(). Other warnings (warn() from Lua code) are shown as lua.c does,
+   after warn("@on") (`db-tool -W`). */
+
+#define HOST_WARN_MAX 4096
+static char host_warn_buf[HOST_WARN_MAX];
+static size_t host_warn_len = 0;
+static int host_warn_on = 0;
+static int host_warn_cont = 0;
+static int host_gc_errors = 0;                      /* not yet taken by core.gc_errors */
+static char host_gc_first[HOST_WARN_MAX];
+
+static void host_warnf(void *ud, const char *msg, int tocont) {
+  size_t n = strlen(msg), room = HOST_WARN_MAX - 1 - host_warn_len;
+  (void)ud;
+  if (!host_warn_cont && !tocont && msg[0] == '@') { /* control message */
+    if (strcmp(msg, "@on") == 0)
+      host_warn_on = 1;
+    else if (strcmp(msg, "@off") == 0)
+      host_warn_on = 0;
+    return;
+  }
+  memcpy(host_warn_buf + host_warn_len, msg, n < room ? n : room);
+  host_warn_len += n < room ? n : room;
+  host_warn_buf[host_warn_len] = '\0';
+  host_warn_cont = tocont;
+  if (tocont)
+    return;
+  if (strncmp(host_warn_buf, "error in __gc", 13) == 0) {
+    if (host_gc_errors++ == 0)
+      memcpy(host_gc_first, host_warn_buf, host_warn_len + 1);
+  } else if (host_warn_on) {
+    fprintf(stderr, "Lua warning: %s\n", host_warn_buf);
+    fflush(stderr);
+  }
+  host_warn_len = 0;
+}
+
 /* ---------------------------------------------------------------- embedded files */
 
 static int host_embedded_cmp(const void *key, const void *elem) {
@@ -266,7 +335,35 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
+/* core.memory_limit(bytes): limit the Lua heap to `bytes` (nil, false or 0: no limit) from
+   now on; returns the previous limit (nil: none). The heap in use is collectgarbage("count"). */
+static int core_memory_limit(lua_State *L) {
+  size_t prev = host_mem_limit;
+  lua_Integer n = lua_toboolean(L, 1) ? luaL_checkinteger(L, 1) : 0;
+  luaL_argcheck(L, n >= 0, 1, "negative limit");
+  host_mem_limit = (size_t)n;
+  if (prev == 0)
+    luaL_pushfail(L);
+  else
+    lua_pushinteger(L, (lua_Integer)prev);
+  return 1;
+}
+
+/* core.gc_errors(): the number of errors raised in __gc metamethods since the last call and
+   the first one's message ("error in __gc (file:line: msg)"); 0 when there were none. */
+static int core_gc_errors(lua_State *L) {
+  int n = host_gc_errors;
+  host_gc_errors = 0;
+  lua_pushinteger(L, n);
+  if (n == 0)
+    return 1;
+  lua_pushstring(L, host_gc_first);
+  return 2;
+}
+
 static const luaL_Reg core_funcs[] = {
+  {"memory_limit", core_memory_limit},
+  {"gc_errors", core_gc_errors},
   {"getcwd", core_getcwd},
   {"isatty", core_isatty},
   {"now", core_now},
@@ -377,14 +474,24 @@ static int host_report(lua_State *L) {
   return code;
 }
 
+static int host_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "db-tool: unprotected error in the Lua state: %s\n",
+          msg != NULL ? msg : "(error object is not a string)");
+  fflush(stderr);
+  return 0; /* then abort(), as luaL_newstate's panic function */
+}
+
 int main(int argc, char **argv) {
   int status, code;
-  lua_State *L = luaL_newstate();
+  lua_State *L = lua_newstate(host_alloc, NULL);
   if (L == NULL) {
     fprintf(stderr, "db-tool: cannot create the Lua state: not enough memory\n");
     return DBT_EXIT_BUG;
   }
   lua_gc(L, LUA_GCSTOP);
+  lua_atpanic(L, host_panic);
+  lua_setwarnf(L, host_warnf, NULL);
   host_L = L;
   host_signals_install();
   lua_pushcfunction(L, host_msghandler);
@@ -400,6 +507,14 @@ int main(int argc, char **argv) {
     code = lua_toboolean(L, -1) || lua_isnil(L, -1) ? 0 : DBT_EXIT_GENERIC;
   fflush(stdout);
   host_L = NULL;
+  host_mem_limit = 0;
+  host_gc_errors = 0;
   lua_close(L);
+  if (host_gc_errors > 0) {
+    /* finalizers run by lua_close: nothing of the Lua side is left to report them */
+    fprintf(stderr, "db-tool: %s\n", host_gc_first);
+    if (code == 0)
+      code = DBT_EXIT_GENERIC;
+  }
   return code;
 }

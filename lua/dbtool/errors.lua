@@ -18,14 +18,47 @@ M.NO_DEPENDENCY = 127
 
 M.mt = core.error_mt
 
---- New error value. `fields` may add hint, file, line, sqlstate, ...
+--- How much of a message is shown (M.shorten).
+M.MAX_MESSAGE = 4096
+
+--- `s` cut to `max` bytes (default M.MAX_MESSAGE) at a UTF-8 boundary, saying how much was
+--- left out: a message is shown, never a whole input.
+function M.shorten(s, max)
+  max = max or M.MAX_MESSAGE
+  if type(s) ~= "string" or #s <= max then return s end
+  local cut = max
+  while cut > 0 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+  return s:sub(1, cut) .. string.format(" … (%d more bytes)", #s - cut)
+end
+
+--- `s` with each byte that is not part of valid UTF-8 written as \xHH (for messages
+--- naming a file or directory whose name is not UTF-8).
+function M.printable(s)
+  local out, i = {}, 1
+  while i <= #s do
+    local ok, bad = utf8.len(s, i)
+    if ok then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    out[#out + 1] = s:sub(i, bad - 1) .. string.format("\\x%02X", s:byte(bad))
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+
+--- New error value. `fields` may add hint, file, line, sqlstate, ... The message, hint
+--- and detail are shortened for display (M.shorten): an error quoting a hostile input (a
+--- 10 MB key) stays readable and cheap to print.
 function M.new(code, msg, fields)
   local e = {}
   if fields then
     for k, v in pairs(fields) do e[k] = v end
   end
   e.exit = code
-  e.msg = msg
+  e.msg = M.shorten(msg)
+  e.hint = M.shorten(e.hint)
+  e.detail = M.shorten(e.detail)
   return setmetatable(e, M.mt)
 end
 

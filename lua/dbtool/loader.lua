@@ -84,17 +84,34 @@ function M.file_error(file, err, name)
     hint = "fix " .. file .. ", or remove it to use the built-in module" })
 end
 
---- Wrap the chunk of a project module: an error while it runs becomes a structured error
---- at file:line (exit 1), not a db-tool bug.
+--- Wrap the chunk of a project module: running it is project code (dbtool.project.call:
+--- any failure, running out of memory included, is a structured error at file:line, exit 1,
+--- not a db-tool bug). Until dbtool.project is loaded (it and what it needs may come from
+--- DB_TOOL_LUA_PATH themselves), errors are only made structured.
 function M.guard(chunk, file, name)
   return function(...)
-    local res = table.pack(xpcall(chunk, function(e)
-      local errors = require "dbtool.errors"
-      if errors.is(e) then return e end
-      return M.file_error(file, e, name)
-    end, ...))
-    if not res[1] then error(res[2], 0) end
-    return table.unpack(res, 2, res.n)
+    local project = package.loaded["dbtool.project"]
+    if type(project) ~= "table" or not project.call then
+      local res = table.pack(xpcall(chunk, function(e)
+        local errors = require "dbtool.errors"
+        if errors.is(e) then return e end
+        return M.file_error(file, e, name)
+      end, ...))
+      if not res[1] then error(res[2], 0) end
+      return table.unpack(res, 2, res.n)
+    end
+    local ok, res = pcall(function(...)
+      return table.pack(project.call({ what = "module " .. name, file = file,
+        memory = project.LOAD_MEMORY }, chunk, ...))
+    end, ...)
+    if not ok then
+      if type(res) == "table" and res.project then
+        res.msg = res.msg:gsub("^(module [^ ]+) failed: ", "%1: ")
+        res.hint = res.hint or ("fix " .. file .. ", or remove it to use the built-in module")
+      end
+      error(res, 0)
+    end
+    return table.unpack(res, 1, res.n)
   end
 end
 

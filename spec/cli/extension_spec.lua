@@ -216,7 +216,7 @@ return { name = "greet", summary = "greet (module file)", run = function() print
       }
       local r = db(dir, { "boom" })
       assert.are.equal(1, r.code)
-      assert.matches("command 'boom' %(.*db%-tool%.lua%) failed: .*db%-tool%.lua:1: attempt to index", r.stderr)
+      assert.matches("db%-tool%.lua:1: command 'boom' failed: attempt to index", r.stderr)
       assert.not_matches("bug in db%-tool", r.stderr)
     end)
   end)
@@ -313,7 +313,7 @@ return { hooks = {
       }
       local r = db(dir, { "-u", url, "patch" })
       assert.are.equal(1, r.code)
-      assert.matches("hook before_patch failed: .*db%-tool%.lua:2: no patching today", r.stderr)
+      assert.matches("db%-tool%.lua:2: hook before_patch failed: no patching today", r.stderr)
       assert.not_matches("must not run", r.stderr)
       assert.not_matches("bug in db%-tool", r.stderr)
       local c <close> = pg.connect(url)

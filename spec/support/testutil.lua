@@ -77,7 +77,7 @@ end
 --  opts: argv (array; argv[1] "db-tool"/"database"/... names the built binary or a link),
 --  env (overrides; false unsets), clean_env (start from PATH/HOME only), cwd, stdin (string),
 --  timeout (seconds, default 120).
---  Returns {code =, stdout =, stderr =, signal =}.
+--  Returns {code =, stdout =, stderr =, signal =, maxrss = peak RSS in KiB (wait4's rusage)}.
 function M.run(opts)
   local argv = {}
   for i, a in ipairs(opts.argv or opts) do argv[i] = a end
@@ -103,7 +103,7 @@ function M.run(opts)
     p:wait()
     error("timeout running " .. table.concat(argv, " "))
   end
-  local res = { stdout = M.read(out) or "", stderr = M.read(err) or "" }
+  local res = { stdout = M.read(out) or "", stderr = M.read(err) or "", maxrss = p.maxrss }
   if how == "exited" then res.code = code else res.code = 128 + code; res.signal = code end
   M.rm_rf(dir)
   return res

@@ -627,6 +627,12 @@ end
 function Engine:prepare(plan)
   for _, s in ipairs(plan.steps) do
     local m = s.m
+    if not utf8.len(m.name) then -- checked before anything runs: no half-applied run
+      errors.raise(errors.MISSING, "migration name " .. errors.printable(m.name)
+        .. " is not valid UTF-8 (the bookkeeping table stores names as text)",
+        { where = errors.printable(m.path),
+          hint = "rename the migration's directory or file; nothing was applied" })
+    end
     local script
     if s.direction == "up" then script = m.up else script = m.down end
     if not script then

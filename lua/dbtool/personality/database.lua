@@ -143,13 +143,7 @@ end
 function M.execute(entry, ctx, opts)
   local cmd = entry.module
   if entry.origin == "builtin" then return cmd.run(ctx, opts) end
-  local ok, res = xpcall(cmd.run, errors.handler, ctx, opts)
-  if ok then return res end
-  if res.bug then
-    res.exit, res.bug = errors.GENERIC, nil
-    res.msg = "command '" .. ctx.name .. "' (" .. tostring(entry.origin) .. ") failed: " .. res.msg
-  end
-  error(res, 0)
+  return require("dbtool.project").run_command(cmd.run, ctx, opts, entry.origin)
 end
 
 --- The context a command receives.

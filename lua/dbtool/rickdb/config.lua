@@ -68,6 +68,9 @@ function M.locate(flag, getenv)
   return M.DEFAULT_FILE, "default"
 end
 
+--- The largest configuration file read (bytes): a bound on time and memory.
+M.MAX_FILE = 1024 * 1024
+
 local function is_regular(path)
   local st = require("posix.sys.stat").stat(path)
   return st ~= nil and require("posix.sys.stat").S_ISREG(st.st_mode) ~= 0
@@ -164,8 +167,13 @@ function M.load(path)
   end
   local f, msg = io.open(path, "rb")
   if not f then fail(M.EXIT_USAGE, "cannot read " .. tostring(msg)) end
-  local text = f:read("a")
+  local text = f:read(M.MAX_FILE + 1) or ""
   f:close()
+  if #text > M.MAX_FILE then
+    fail(M.EXIT_USAGE, string.format("%s is larger than a configuration file may be (%d bytes)", path,
+      M.MAX_FILE), { where = path,
+      hint = "rickdb.toml holds [db] sections of a few lines: is it the right file?" })
+  end
   return M.parse(text, path)
 end
 

@@ -1,0 +1,301 @@
+-- Hostile inputs (issue 20), one suite: every case runs the built binary as a user would and
+-- must end within 10 s (a wall-clock guard kills the child and fails the case: a timeout,
+-- not a timed test), with the documented exit code and a clear message — never 13, the code
+-- of a db-tool bug — and a peak RSS under 200 MB, measured from the child's rusage (wait4,
+-- the `maxrss` of a dbtool.core.proc process).
+--
+-- Input kinds: db-tool.lua and project modules (the project's code: exit 1), rickdb.toml
+-- (rickdb's code for its configuration file, 255), migration directory names, dotenv files
+-- and psql scripts (exit 3 for a bad input file).
+local t = require "testutil"
+
+local LIMIT_S = 10
+local LIMIT_KB = 200 * 1024
+
+--- Run argv (t.run options) under the guard; returns t.run's result.
+local function hostile(opts)
+  opts.timeout = LIMIT_S
+  opts.env = opts.env or {}
+  opts.env.NO_COLOR = "1"
+  local ok, r = pcall(t.run, opts)
+  if not ok then
+    error(string.format("did not end within %d s (killed): %s\n%s", LIMIT_S,
+      table.concat(opts.argv, " "), tostring(r)), 2)
+  end
+  assert(r.maxrss, "no rusage for the child")
+  assert(r.maxrss < LIMIT_KB, string.format("peak RSS %.1f MB >= 200 MB", r.maxrss / 1024))
+  assert(r.code ~= 13, "exit 13 (a db-tool bug):\n" .. r.stderr)
+  return r
+end
+
+local function has(text, s)
+  assert(text:find(s, 1, true), "expected to find '" .. s .. "' in:\n" .. text:sub(1, 3000))
+end
+
+-- a message quoting a hostile input is shown shortened
+local function short(r)
+  assert(#r.stderr < 16 * 1024, "stderr is " .. #r.stderr .. " bytes: messages must be shortened")
+  has(r.stderr, "more bytes)")
+end
+
+--- A project directory with `files` (relative path → content); returns its path.
+local function project(files)
+  local dir = t.tmpdir("hostile")
+  for path, content in pairs(files) do t.write(dir .. "/" .. path, content) end
+  return dir
+end
+
+local function database(dir, ...)
+  return hostile { argv = { "database", ... }, env = { LOCAL_DIR = dir, HECTIC_LOG = false } }
+end
+
+-- allocates 1 MB strings until something stops it
+local GROW = "local t = {}\nfor i = 1, math.huge do t[i] = string.rep('x', 1000000) .. i end\n"
+
+describe("hostile input", function()
+  describe("db-tool.lua (the project's code: exit 1 at file:line)", function()
+    it("an error with a multi-megabyte message: --help still works, the message is shortened", function()
+      local dir = project { ["db/db-tool.lua"] = "error(string.rep('x', 8 * 1024 * 1024))\n" }
+      local r = database(dir, "--help")
+      assert.are.equal(0, r.code)
+      has(r.stdout, "Usage: database")
+      has(r.stderr, "ignoring the project file")
+      short(r)
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua:1: xxxx")
+      short(r)
+    end)
+
+    it("allocating without bound while it loads: out of its memory budget, exit 1", function()
+      local dir = project { ["db/db-tool.lua"] = GROW }
+      local r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua: ran out of memory")
+      has(r.stderr, "hint: project code may grow")
+    end)
+
+    it("allocating without bound in a command: settings.memory_limit bounds it", function()
+      local dir = project { ["db/db-tool.lua"] = "return { settings = { memory_limit = '64MB' },\n"
+        .. "commands = { grow = function()\n" .. GROW .. "end } }\n" }
+      local r = database(dir, "grow")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "command 'grow' failed: ran out of memory")
+      -- a wrong limit is a problem of the file, at its line
+      dir = project { ["db/db-tool.lua"] = "return {\n settings = { memory_limit = 'lots' } }\n" }
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua:2: setting memory_limit: must be a size")
+    end)
+
+    it("tables whose metamethods raise are read raw: the commands work", function()
+      local dir = project { ["db/db-tool.lua"] = [[
+local boom = function() error("metamethod called") end
+local evil = { __index = boom, __newindex = boom, __pairs = boom, __len = boom, __call = boom,
+  __tostring = boom, __eq = boom, __concat = boom, __metatable = "locked" }
+local hello = setmetatable({ summary = "says hi", run = function() print("hi"); return 0 end }, evil)
+return setmetatable({ commands = setmetatable({ hello = hello }, evil),
+  settings = setmetatable({ checksum = "warn" }, evil) }, evil)
+]] }
+      local r = database(dir, "hello")
+      assert.are.equal(0, r.code)
+      assert.are.equal("hi\n", r.stdout)
+      r = database(dir, "--help")
+      assert.are.equal(0, r.code)
+      has(r.stdout, "says hi")
+    end)
+
+    it("a command returning a string: an error message, exit 1 at the command's line", function()
+      local dir = project { ["db/db-tool.lua"] = "return { commands = {\n"
+        .. "  seed = function() return 'no seed data here' end } }\n" }
+      local r = database(dir, "seed")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua:2: command 'seed' failed: no seed data here")
+      dir = project { ["db/db-tool.lua"] =
+        "return { commands = {\n\n  seed = function() return {} end } }\n" }
+      r = database(dir, "seed")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua:3: command 'seed' returned an empty table "
+        .. "(expected nothing, true")
+      dir = project { ["db/db-tool.lua"] = "return { commands = { seed = function() return 7 end } }\n" }
+      assert.are.equal(7, database(dir, "seed").code)
+    end)
+
+    it("raising a table, nil or an object whose __tostring fails: rendered, at the raising line", function()
+      local dir = project { ["db/db-tool.lua"] = [[
+return { commands = {
+  tbl = function() error({ code = 5, reason = "nope", [1] = true }) end,
+  none = function()
+    error(nil) end,
+  obj = function() error(setmetatable({ why = "x" }, { __tostring = function() while true do end end })) end,
+  named = function() error(setmetatable({}, { __tostring = function() return "a custom error" end })) end,
+} }
+]] }
+      local file = dir .. "/db/db-tool.lua"
+      local r = database(dir, "tbl")
+      assert.are.equal(1, r.code)
+      has(r.stderr, file .. ":2: command 'tbl' failed: raised a table "
+        .. "{ [1] = true, code = 5, reason = \"nope\" }")
+      r = database(dir, "none")
+      assert.are.equal(1, r.code)
+      has(r.stderr, file .. ":4: command 'none' failed: raised nil (an error without a message)")
+      r = database(dir, "obj") -- a __tostring that never returns is given up on
+      assert.are.equal(1, r.code)
+      has(r.stderr, file .. ":5: command 'obj' failed: raised a table { why = \"x\" }")
+      r = database(dir, "named")
+      assert.are.equal(1, r.code)
+      has(r.stderr, file .. ":6: command 'named' failed: raised a custom error")
+      assert.is_nil(r.stderr:find("table: 0x", 1, true))
+    end)
+
+    it("an error raised in a project object's __gc is reported, exit 1", function()
+      local dir = project { ["db/db-tool.lua"] = [[
+local kept = setmetatable({}, { __gc = function() error("finalizer at exit") end })
+return { commands = {
+  drop = function()
+    setmetatable({}, { __gc = function() error("finalizer of a dropped object") end })
+    return 0
+  end,
+  keep = function() return kept and 0 end,
+} }
+]] }
+      local r = database(dir, "drop")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua:4: a __gc metamethod (finalizer) failed: "
+        .. "finalizer of a dropped object")
+      r = database(dir, "keep") -- finalized when the Lua state closes
+      assert.are.equal(1, r.code)
+      has(r.stderr, "finalizer at exit")
+    end)
+
+    it("not a regular file, too large, a huge token, deep nesting: exit 1, file named", function()
+      local stat = require "posix.sys.stat"
+      local dir = project {}
+      t.mkdir_p(dir .. "/db")
+      assert(stat.mkfifo(dir .. "/db/db-tool.lua", 384)) -- nobody ever writes to it
+      local r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua: is not a regular file")
+      dir = project { ["db/db-tool.lua"] = "return {}\n--" .. string.rep("x", 5 * 1024 * 1024) }
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "more than a project file may be")
+      dir = project { ["db/db-tool.lua"] = "return {\n x = '" .. string.rep("y", 3 * 1024 * 1024) .. "\n}" }
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/db-tool.lua:2: unfinished string")
+      short(r)
+      dir = project { ["db/db-tool.lua"] = "return " .. string.rep("{", 100000) }
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "db-tool.lua: the code is nested too deeply to be parsed")
+      dir = project { ["db/db-tool.lua"] = "return { [string.rep('k', 5000000)] = 1 }" }
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "unknown key 'kkkk")
+      short(r)
+      dir = project { ["db/db-tool.lua"] = "return string.rep('s', 5000000)" }
+      r = database(dir, "deploy")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "db-tool.lua must return a table, not ssss")
+      short(r)
+    end)
+
+    it("a project module that allocates without bound or raises a table: exit 1 naming it", function()
+      local dir = project { ["db/lua/dbtool/cmd/grow.lua"] = GROW,
+        ["db/lua/dbtool/cmd/odd.lua"] = "error({ code = 3 })" }
+      local r = database(dir, "grow")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "module dbtool.cmd.grow: ran out of memory")
+      r = database(dir, "odd")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/db/lua/dbtool/cmd/odd.lua:1: module dbtool.cmd.odd: raised a table { code = 3 }")
+    end)
+  end)
+
+  describe("rickdb.toml (rickdb's configuration error, exit 255)", function()
+    local function rickdb(dir, ...)
+      return hostile { argv = { "rickdb", ... }, cwd = dir, env = { RICKDB_CONFIG = false } }
+    end
+    local HEAD = "[db]\nengine = 'sqlite'\ndb_file = 'x.db'\n"
+
+    it("a huge file is refused before it is parsed", function()
+      local comment = "# " .. string.rep("c", 98) .. "\n"
+      local dir = project { ["rickdb.toml"] = HEAD .. string.rep(comment, 200000) }
+      local r = rickdb(dir, "list")
+      assert.are.equal(255, r.code)
+      has(r.stderr, "rickdb.toml is larger than a configuration file may be (1048576 bytes)")
+    end)
+
+    it("deep nesting, a huge key and many keys end with a clear error", function()
+      local dir = project { ["rickdb.toml"] = HEAD .. "x = " .. string.rep("[", 100000) }
+      local r = rickdb(dir, "list")
+      assert.are.equal(255, r.code)
+      has(r.stderr, "rickdb.toml:4:")
+      has(r.stderr, "nested too deeply")
+      dir = project { ["rickdb.toml"] = HEAD .. string.rep("k", 900000) .. " = 1\n" }
+      r = rickdb(dir, "list")
+      assert.are.equal(253, r.code) -- rickdb: bad engine parameters
+      has(r.stderr, "'kkkk")
+      short(r)
+      local keys = {}
+      for i = 1, 40000 do keys[i] = "[t" .. i .. "]\nk = 'v'" end
+      local deep = "[" .. string.rep("a.", 20000) .. "a]\n"
+      dir = project { ["rickdb.toml"] = HEAD .. deep .. table.concat(keys, "\n") }
+      r = rickdb(dir, "list")
+      assert.are.equal(252, r.code) -- parsed: no migration table yet (sqlite file absent)
+    end)
+  end)
+
+  describe("migration directory names", function()
+    local function put(path, content)
+      local f = assert(io.open(path, "wb"))
+      f:write(content)
+      f:close()
+    end
+
+    it("thousands of entries, non-UTF-8 and very long names: listed, applied or refused clearly", function()
+      local stat = require "posix.sys.stat"
+      local mig = t.tmpdir("hostile-mig") .. "/migration"
+      assert(stat.mkdir(mig) == 0)
+      for i = 1, 2000 do
+        local m = string.format("%s/%014d-m%d", mig, 20240101000000 + i, i)
+        assert(stat.mkdir(m) == 0)
+        put(m .. "/up.sql", "select 1;\n")
+      end
+      local long = mig .. "/20250101000001-" .. string.rep("a", 240)
+      assert(stat.mkdir(long) == 0)
+      put(long .. "/up.sql", "create schema long_one;\n")
+      put(long .. "/down.sql", "drop schema long_one;\n")
+      local env = { MIGRATION_DIR = mig, DB_URL = false }
+      local r = hostile { argv = { "migrator", "list" }, env = env }
+      assert.are.equal(0, r.code)
+      has(r.stdout, "20240101002000-m2000")
+      has(r.stdout, "20250101000001-aaaa")
+      env.DB_URL = t.fresh_db("hostile_mig")
+      r = hostile { argv = { "migrator", "init" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      r = hostile { argv = { "migrator", "migrate", "up", "all" }, env = env }
+      assert.are.equal(0, r.code, r.stderr:sub(-3000))
+      local conn <close> = t.connect(env.DB_URL)
+      assert.are.equal(2001, conn:exec("select count(*)::int as n from hectic.migration")[1].n)
+      -- a name that is not UTF-8 cannot be stored in hectic.migration: refused before running
+      local odd = mig .. "/20250101000002-caf\xe9\xff"
+      assert(stat.mkdir(odd) == 0)
+      put(odd .. "/up.sql", "create schema odd_one;\n")
+      r = hostile { argv = { "migrator", "migrate", "up", "all" }, env = env }
+      assert.are.equal(3, r.code)
+      has(r.stderr, "migration name 20250101000002-caf\\xE9\\xFF is not valid UTF-8")
+      local rows = conn:exec("select count(*)::int as n from pg_namespace where nspname = 'odd_one'")
+      assert.are.equal(0, rows[1].n)
+    end)
+  end)
+
+  describe("dotenv files", function()
+    pending("expansion output size, key and value sizes vs the bundle's tables (H4, issue 20)")
+  end)
+
+  describe("psql scripts", function()
+    pending("nested block comments, \\i /dev/zero, invalid UTF-8 and NUL (H1, issue 20)")
+  end)
+end)
