@@ -73,12 +73,8 @@ end
 function M.from_project(value, where)
   where = where or "db-tool.lua"
   if type(value) == "function" then
-    local ok, res = pcall(value)
-    if not ok then
-      errors.raise(errors.GENERIC, where .. ": targets() failed: "
-        .. tostring(errors.is(res) and res.msg or res))
-    end
-    value = res
+    -- project code: its failures are the project's (file:line, exit 1), as a hook's
+    value = require("dbtool.project").call({ what = "targets()", file = where }, value)
   end
   if type(value) ~= "table" then
     errors.raise(errors.GENERIC, where .. ": targets must be a table (or a function returning one), not "
