@@ -81,6 +81,59 @@ describe("status with the checksum cache", function()
     assert.matches("20250000000002%-m2", r.stderr)
   end)
 
+  it("the server-made status lines (all applied, unchanged) are those Lua makes", function()
+    local migrate = require "dbtool.migrate"
+    local env = require "dbtool.env"
+    local mt = getmetatable(migrate.new { dir = dir })
+    local fast_fn = mt.__index.status_fast
+    local function status_text(use_fast)
+      local used = false
+      mt.__index.status_fast = function(...)
+        local r = use_fast and fast_fn(...) or nil
+        used = r ~= nil
+        return r
+      end
+      local out = t.tmpdir("stout") .. "/out"
+      local real = io.stdout
+      io.stdout = assert(io.open(out, "w")) -- luacheck: ignore 122
+      env.set("DB_URL", url)
+      env.set("XDG_CACHE_HOME", cache)
+      local ok, err = pcall(require("dbtool.personality.migrator").main, { "-d", dir .. "/m2", "status" })
+      io.stdout:close()
+      io.stdout = real -- luacheck: ignore 122
+      env.set("DB_URL", nil)
+      env.set("XDG_CACHE_HOME", nil)
+      mt.__index.status_fast = fast_fn
+      assert(ok, tostring(err))
+      return t.read(out), used
+    end
+    -- names of several widths, one longer than the rest
+    for i, desc in ipairs { "a", "a-much-longer-description", "mid" } do
+      local m = string.format("%s/m2/2025010100000%d-%s/", dir, i, desc)
+      t.write(m .. "up.sql", "SELECT " .. i .. ";\n")
+      t.write(m .. "down.sql", "SELECT 1;\n")
+      age(m .. "up.sql")
+    end
+    require("dbtool.core").sleep(checksum.MARGIN + 0.2)
+    local url2 = t.fresh_db("stfast")
+    local r = t.run { argv = { "migrator", "-d", dir .. "/m2", "migrate", "up", "all" },
+      env = { DB_URL = url2, XDG_CACHE_HOME = cache, MIGRATION_DIR = false } }
+    assert.are.equal(0, r.code, r.stderr)
+    url = url2
+    local slow, used_slow = status_text(false)
+    assert.is_false(used_slow)
+    local fast, used_fast = status_text(true)
+    assert.is_true(used_fast)
+    assert.are.equal(slow, fast)
+    assert.matches("3 applied, 0 modified, 0 pending, 0 missing\n$", fast)
+    -- a pending one: the server's lines are not used
+    t.write(dir .. "/m2/20250101000009-new/up.sql", "SELECT 9;\n")
+    local _, used = status_text(true)
+    assert.is_false(used)
+    os.remove(dir .. "/m2/20250101000009-new/up.sql")
+    os.remove(dir .. "/m2/20250101000009-new")
+  end)
+
   it("rickdb check: same size, mtime set back → reported", function()
     local r = rk("init")
     assert.are.equal(0, r.code, r.stderr)

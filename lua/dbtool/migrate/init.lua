@@ -539,6 +539,52 @@ function M.classify_repeatable(reps, recorded)
   return rows, counts
 end
 
+--- The text status of the common case, without a Lua record per migration: every
+--- migration on disk is a single up.sql, unchanged since the checksum cache saw it, and
+--- recorded as applied, and nothing else is recorded (no repeatable migrations either). The
+--- server formats the lines (store:status_text_async) while the directory is read; the names,
+--- the order and the hashes are compared as whole strings. Returns {text =, counts =} (the
+--- lines of `migrator status`, without the counts line), or nil when any of that does not
+--- hold (then Engine:status tells it all). opts.styled: the state column ("applied" padded).
+function Engine:status_fast(opts)
+  local store = self.store
+  if not store.status_text_async or self.policy.checksum == "off" then return nil end
+  if not store:installed() then return nil end
+  local collect = store:status_text_async(opts.styled, 10)
+  local ok, res = pcall(function()
+    local fs = require "dbtool.core.fs"
+    local checksum = require "dbtool.migrate.checksum"
+    local all = fs.names(self.dir)
+    if not all then return nil end
+    local rep = fs.names(self.dir .. "/" .. M.REPEATABLE_DIR)
+    if rep and #rep > 0 then return nil end
+    local names, ups, pattern = {}, {}, self.layout.pattern
+    if not pattern or not policy_mod.is_byte_order() then return nil end
+    for _, name in ipairs(all) do
+      if name:match(pattern) then
+        local i = #names + 1
+        names[i], ups[i] = name, name .. "/up.sql"
+      end
+    end
+    local keys, recent = fs.stat_keys(ups, checksum.wall_time() - checksum.MARGIN, self.dir)
+    if not keys or next(recent) ~= nil then return nil end
+    for i = 1, #names do if not keys[i] then return nil end end
+    local cache = checksum.load_cache(self.dir)
+    if not cache or cache.n ~= #names or cache.keys ~= table.concat(keys, "\n")
+      or cache.paths ~= table.concat(ups, "\n") then
+      return nil
+    end
+    return { names = table.concat(names, "\n"), hashes = cache.hashes, n = #names }
+  end)
+  local row = collect()
+  if not ok then error(res, 0) end
+  if not res or not row or row.n ~= res.n or row.trees then return nil end
+  if res.n == 0 or row.names ~= res.names or row.hashes ~= res.hashes then return nil end
+  if row.names:find("[\128-\255]") then return nil end -- padding by bytes = by characters
+  return { text = row.lines, counts = { applied = res.n, modified = 0, pending = 0, missing = 0,
+    total = res.n, repeatable = { applied = 0, changed = 0, pending = 0, missing = 0, total = 0 } } }
+end
+
 --- Status: fs, applied, rows, counts, history (mismatch or nil), initialized.
 function Engine:status()
   local initialized = self.store:installed()

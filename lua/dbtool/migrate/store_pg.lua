@@ -506,6 +506,42 @@ function Hectic:forget_repeatable(name)
   self.conn:exec("DELETE FROM hectic.migration_repeatable WHERE name = $1", name)
 end
 
+--- The status of a history in which every row is applied and unchanged, made by the server
+--- (sent now, collected later; see Engine:status_text): returns a function that waits for
+--- {n, names (joined by newlines, byte order), hashes (concatenated), trees (any tree_hash),
+--- lines (one status line a migration, joined by newlines)}. `styled`: the state column
+--- ("applied" padded, coloured on a terminal); names are padded to `min_width` or the
+--- longest (as string.format("%-Ns") does for ASCII).
+function Hectic:status_text_async(styled, min_width)
+  local conn = self.conn
+  local have = self:extras()
+  conn:send_query(string.format([[
+    WITH w AS (SELECT greatest(%d, max(octet_length(name))) AS w FROM hectic.migration),
+    m AS (SELECT name::text AS name, hash::text AS hash, %s AS tree_hash,
+            to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
+            FROM hectic.migration)
+    SELECT count(*)::int AS n,
+           string_agg(name, E'
+' ORDER BY name COLLATE "C") AS names,
+           string_agg(hash, '' ORDER BY name COLLATE "C") AS hashes,
+           bool_or(tree_hash IS NOT NULL) AS trees,
+           string_agg(%s || ' ' || name || repeat(' ', (SELECT w FROM w) - octet_length(name)) || '  '
+             || coalesce(at, '-') || repeat(' ', 27 - length(coalesce(at, '-'))) || ' '
+             || coalesce(left(hash, 12), '-'), E'
+' ORDER BY name COLLATE "C") AS lines
+      FROM m]], min_width, have.tree_hash and "tree_hash" or "NULL::text", conn:escape_literal(styled)))
+  return function()
+    local res, err
+    while true do
+      local r = conn:get_result()
+      if r == nil then break end
+      if r.error then err = err or r.error else res = res or r end
+    end
+    if err then error(err, 0) end
+    return res[1]
+  end
+end
+
 --- Applied migrations, byte order: {id, name, hash, tree_hash, duration_ms, applied_at}.
 function Hectic:applied()
   return records(self.conn:exec(applied_sql(self:extras())))
