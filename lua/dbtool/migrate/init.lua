@@ -582,7 +582,7 @@ function Engine:status_fast(opts)
   if res.n == 0 or row.names ~= res.names or row.hashes ~= res.hashes then return nil end
   if row.names:find("[\128-\255]") then return nil end -- padding by bytes = by characters
   return { text = row.lines, counts = { applied = res.n, modified = 0, pending = 0, missing = 0,
-    total = res.n, repeatable = { applied = 0, changed = 0, pending = 0, missing = 0, total = 0 } } }
+    total = res.n }, repeatable_counts = { applied = 0, changed = 0, pending = 0, missing = 0, total = 0 } }
 end
 
 --- Status: fs, applied, rows, counts, history (mismatch or nil), initialized.
@@ -598,9 +598,9 @@ function Engine:status()
   local rows, counts = M.classify(fs, applied)
   local rrows, rcounts = M.classify_repeatable(reps,
     (initialized and self.store.repeatable_applied) and self.store:repeatable_applied() or {})
-  counts.repeatable = rcounts
   local mismatch = self.policy.history == "prefix" and M.check_history(fs, applied) or nil
   return { fs = fs, applied = applied, rows = rows, counts = counts, mismatch = mismatch, repeatable = rrows,
+    repeatable_counts = rcounts,
     initialized = initialized, dir_missing = self.dir_missing,
     current = applied[#applied] and applied[#applied].name or nil }
 end

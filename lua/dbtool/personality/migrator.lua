@@ -649,7 +649,7 @@ end
 --- changed.
 function exit_code(p, st)
   if not p.opts.exit_code then return 0 end
-  local r = st.counts.repeatable or {}
+  local r = st.repeatable_counts or {}
   if st.counts.pending > 0 or (r.pending or 0) > 0 or (r.changed or 0) > 0 then return 1 end
   return 0
 end
