@@ -3,8 +3,11 @@
 # is present. luaposix for Lua 5.4 comes from Debian trixie's lua-posix package, fetched
 # with a private sources list built from this machine's own apt configuration.
 set -eu
+# postgresql-15-pgtap, libxml2-utils (xmllint) and perl (prove): the specs of `database test`;
+# pgbouncer: the specs of migrations through a transaction-pooling PgBouncer
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libpq-dev libsodium-dev libsqlite3-dev
-sqlite3 postgresql postgresql-15-cron lua-busted lua-check pgbouncer"
+sqlite3 postgresql postgresql-15-cron lua-busted lua-check
+postgresql-15-pgtap libxml2-utils perl pgbouncer"
 
 missing=
 for p in $PKGS; do

@@ -271,14 +271,19 @@ end
 function M.run(s, argv)
   local proc = require "dbtool.core.proc"
   local p, err
-  core.uninterruptible(function()
-    p, err = proc.spawn { argv = argv, env = env.child_env(M.client_env(s.handle)) }
+  -- an interrupt held back during the spawn is raised when core.uninterruptible returns:
+  -- inside the pcall, so that CMD, already running, gets it too
+  local ok, how, code = pcall(function()
+    core.uninterruptible(function()
+      p, err = proc.spawn { argv = argv, env = env.child_env(M.client_env(s.handle)) }
+    end)
+    if p then return p:wait() end
   end)
+  if not ok and not p then error(how, 0) end
   if not p then
     errors.raise(errors.NO_DEPENDENCY, "database tmp: cannot run " .. tostring(err),
       { hint = "check the command after `--` (it is run without a shell; PATH applies)" })
   end
-  local ok, how, code = pcall(p.wait, p)
   if not ok then
     local e = how
     pcall(p.kill, p, errors.is(e) and e.signal or "TERM")

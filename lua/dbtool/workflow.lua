@@ -101,6 +101,10 @@ local function connect(ctx)
   return conn, true
 end
 
+--- A connection to the context's database (ctx.conn, else -u/PGURL/DB_URL/local cluster, with
+--- a hint naming where a bad connection string came from): conn, owned (the caller closes it).
+M.connect = connect
+
 local function with_conn(ctx, fn)
   local conn, owned = connect(ctx)
   return errors.finally(function()
@@ -266,169 +270,18 @@ end
 
 -- ---------------------------------------------------------------- test
 
---- Interpret TAP lines; returns {planned =, run =, failed =, failures = {...}}.
-function M.tap_summary(lines)
-  local s = { planned = nil, run = 0, failed = 0, failures = {} }
-  for _, line in ipairs(lines) do
-    local a, b = line:match("^(%d+)%.%.(%d+)")
-    if a then s.planned = tonumber(b) - tonumber(a) + 1 end
-    local notok = line:match("^not ok%f[%W]")
-    local ok = line:match("^ok%f[%W]")
-    if ok or notok then
-      s.run = s.run + 1
-      local directive = line:match("#%s*(%a+)")
-      directive = directive and directive:upper()
-      if notok and directive ~= "TODO" and directive ~= "SKIP" then
-        s.failed = s.failed + 1
-        s.failures[#s.failures + 1] = line
-      end
-    end
-    if line:match("^Bail out!") then
-      s.failed = s.failed + 1
-      s.failures[#s.failures + 1] = line
-    end
-  end
-  return s
-end
-
---- Is this line (a value returned by a test query) a TAP line pgTAP would print?
---- `started`: TAP output was seen before (then "# diagnostics" count too).
-function M.is_tap_line(line, started)
-  return line:match("^ok %d") ~= nil or line:match("^not ok %d") ~= nil
-    or line:match("^%d+%.%.%d+") ~= nil or line:match("^Bail out!") ~= nil
-    or (started == true and line:match("^#") ~= nil)
-end
-
--- First one or two keywords of a statement, upper case, after comments and blanks.
-local function keywords(text)
-  local s, before = text
-  repeat
-    before = s
-    s = s:gsub("^%s+", ""):gsub("^%-%-[^\n]*", ""):gsub("^/%*.-%*/", "")
-  until s == before
-  local w1, rest = s:match("^(%a+)(.*)$")
-  if not w1 then return nil end
-  local w2 = rest:match("^%s+(%a+)")
-  return w1:upper(), w2 and w2:upper()
-end
-
---- A statement rewriter for dbtool.sqlrun that keeps a test file's own transaction control
---- inside the test transaction: its BEGIN becomes a savepoint, its COMMIT releases it and
---- its ROLLBACK rolls back to it, so nothing escapes the final ROLLBACK (the original tool
---- ran the file as is, and a test.sql written for it has its own BEGIN … ROLLBACK).
---- Returns the rewriter and a state table {depth =, ended = {where...}}.
-function M.test_transaction_rewriter(l)
-  local state = { depth = 0, n = 0 }
-  local NOOP = "SELECT WHERE false"
-  local function rewrite(text, where)
-    local w1, w2 = keywords(text)
-    if not w1 then return nil end
-    local name = "dbtool_test_" .. state.n
-    if w1 == "BEGIN" or (w1 == "START" and w2 == "TRANSACTION") then
-      if state.depth > 0 then return nil end -- PostgreSQL warns "already in progress", as psql shows
-      state.n = state.n + 1
-      state.depth = 1
-      return "SAVEPOINT dbtool_test_" .. state.n
-    elseif (w1 == "COMMIT" or w1 == "END") and w2 ~= "PREPARED" then
-      if state.depth == 0 then
-        if l then l:warn("%s: COMMIT without BEGIN ignored: the tests run inside BEGIN … ROLLBACK", where) end
-        return NOOP
-      end
-      state.depth = 0
-      return "RELEASE SAVEPOINT " .. name
-    elseif (w1 == "ROLLBACK" or w1 == "ABORT") and w2 ~= "TO" and w2 ~= "PREPARED" then
-      if state.depth == 0 then return NOOP end
-      state.depth = 0
-      return "ROLLBACK TO SAVEPOINT " .. name .. "; RELEASE SAVEPOINT " .. name
-    end
-    return nil
-  end
-  return rewrite, state
-end
-
-local function tap_escape(s)
-  return (tostring(s):gsub("\n", " "):gsub("#", "\\#"))
-end
-
---- test: run $DATABASE_DIR/test/test.sql (opts.file) inside BEGIN … ROLLBACK: nothing it does
---- is kept. pgTAP output (TAP lines returned by the queries) is printed and judged; with
---- opts.tap a plain SQL file gets TAP too (one test point per statement). Returns true when
---- the tests passed.
+--- test: run test files (opts.paths, else opts.file, else $DATABASE_DIR/test/test.sql), each
+--- inside BEGIN … ROLLBACK on a connection of its own (dbtool.testrun): pgTAP output is
+--- printed and judged; opts.tap gives TAP 13, opts.junit a JUnit XML file, opts.jobs > 1
+--- runs files in parallel in clones of the database. Returns true when the tests passed,
+--- and the summary.
 function M.test(ctx, opts)
   opts = opts or {}
-  local l = ctx.log or log.ns("db test")
-  local file = opts.file or (env.database_dir() .. "/test/test.sql")
-  if not readable_file(file) then
-    errors.raise(errors.GENERIC, "test file not found: " .. file,
-      { hint = "write your tests in " .. file .. " (or set DATABASE_DIR)" })
-  end
-  local out = opts.output or stdout_writer
-  local write = type(out) == "function" and out or function(s) out:write(s) end
-  local t0 = core.now()
-  l:notice("running tests from %s", file)
-  local tap_lines, points = {}, {}
-  local last_where, last_statement
-  local ok, err
-  with_conn(ctx, function(conn)
-    local rewrite = M.test_transaction_rewriter(l)
-    conn:exec("BEGIN")
-    ok, err = errors.try(require("dbtool.sqlrun").file, conn, file, {
-      log = l,
-      output = out,
-      on_statement = rewrite,
-      on_result = function(res, info)
-        -- one test point per statement (a rewritten ROLLBACK gives two results)
-        if info.where ~= last_where or info.statement ~= last_statement then
-          points[#points + 1] = info.where .. " " .. ((res.command or ""):match("^%S+") or "")
-          last_where, last_statement = info.where, info.statement
-        end
-        -- pgTAP functions return one text column of TAP lines
-        if res.n and res.n > 0 and res.fields and #res.fields == 1 then
-          for i = 1, res.n do
-            local v = res[i][1]
-            if type(v) == "string" then
-              for line in v:gmatch("[^\n]+") do
-                if M.is_tap_line(line, #tap_lines > 0) then
-                  tap_lines[#tap_lines + 1] = line
-                  write(line .. "\n")
-                end
-              end
-            end
-          end
-        end
-      end,
-    })
-    if not conn:closed() and conn:transaction_status() ~= "idle" then pcall(conn.exec, conn, "ROLLBACK") end
-  end)
-  local passed = ok
-  if #tap_lines > 0 then
-    local s = M.tap_summary(tap_lines)
-    if s.failed > 0 or (s.planned and s.planned ~= s.run) or (not s.planned and ok) then passed = false end
-    if not s.planned then
-      l:error("the TAP output has no plan: call plan(n) or finish() from pgTAP")
-    elseif s.planned ~= s.run then
-      l:error("planned %d tests but ran %d", s.planned, s.run)
-    end
-    if s.failed > 0 then l:error("%d of %d tests failed", s.failed, s.run) end
-  elseif opts.tap then
-    local lines = {}
-    for i, p in ipairs(points) do lines[#lines + 1] = string.format("ok %d - %s", i, tap_escape(p)) end
-    local n = #points
-    if not ok then
-      n = n + 1
-      lines[#lines + 1] = string.format("not ok %d - %s", n, tap_escape(err.where or file))
-      for line in tostring(err.msg):gmatch("[^\n]+") do lines[#lines + 1] = "# " .. line end
-    end
-    lines[#lines + 1] = "1.." .. n
-    write(table.concat(lines, "\n") .. "\n")
-  end
-  if not ok then require("dbtool.cli").report(err, l.name) end
-  if passed then
-    l:notice("all tests passed (%s)", ui.duration(core.now() - t0))
-  else
-    l:error("tests failed")
-  end
-  return passed
+  local summary = require("dbtool.testrun").run(ctx, { paths = opts.paths or (opts.file and { opts.file }),
+    tap = opts.tap, junit = opts.junit, jobs = opts.jobs, quiet = opts.quiet,
+    output = opts.output or stdout_writer,
+    log = ctx.log or log.ns("db test") })
+  return summary.passed, summary
 end
 
 -- ---------------------------------------------------------------- deploy / check

@@ -1,24 +1,10 @@
--- `database test` end to end: $DATABASE_DIR/test/test.sql inside BEGIN … ROLLBACK on a fresh
--- database of the shared cluster; plain SQL tests, --tap, TAP returned by the queries (a small
--- pgTAP stand-in written in SQL, since pgTAP is not installed here), and the error paths.
+-- luacheck: no max line length
+-- `database test` end to end: test files inside BEGIN … ROLLBACK on a fresh database of the
+-- shared cluster; plain SQL tests, pgTAP (the real extension, installed by the test setup),
+-- directories of files, --tap read by `prove`, --junit checked by xmllint, --jobs with the
+-- same verdicts, and the error paths.
 local t = require "testutil"
 local d = require "dbproject"
-
--- pgTAP's reporting functions, enough of them to write tests the way pgTAP users do
--- (created inside the test transaction, so they are gone afterwards)
-local FAKE_PGTAP = [[
-CREATE SCHEMA tap;
-SET search_path = tap, public;
-CREATE TABLE tap.counter (n int);
-INSERT INTO tap.counter VALUES (0);
-CREATE FUNCTION tap.plan(int) RETURNS text LANGUAGE sql AS $$ SELECT '1..' || $1 $$;
-CREATE FUNCTION tap.ok(bool, text) RETURNS text LANGUAGE sql AS $$
-  UPDATE tap.counter SET n = n + 1
-  RETURNING CASE WHEN $1 THEN '' ELSE 'not ' END || 'ok ' || n || ' - ' || $2
-    || CASE WHEN $1 THEN '' ELSE E'\n# Failed test ' || n || ': "' || $2 || '"' END
-$$;
-CREATE FUNCTION tap.finish() RETURNS SETOF text LANGUAGE sql AS $$ SELECT NULL::text WHERE false $$;
-]]
 
 local function project(test_sql)
   return d.project { ["db/test/test.sql"] = test_sql }
@@ -94,44 +80,66 @@ COMMIT;
     local r = d.database(dir, { "test", "--tap" }, { PGURL = url })
     assert.are.equal(0, r.code, r.stderr)
     local f = dir .. "/db/test/test.sql"
-    assert.are.equal("ok 1 - " .. f .. ":1 SELECT\nok 2 - " .. f .. ":2 CREATE\n1..2\n", r.stdout)
+    assert.are.equal("TAP version 13\nok 1 - " .. f .. ":1 SELECT\nok 2 - " .. f .. ":2 CREATE\n1..2\n", r.stdout)
     t.write(f, "SELECT 1;\nSELECT * FROM nowhere;\nSELECT 2;\n")
     r = d.database(dir, { "test", "--tap" }, { PGURL = url })
     assert.are.equal(1, r.code)
-    assert.are.equal("ok 1 - " .. f .. ":1 SELECT\nnot ok 2 - " .. f .. ":2:15\n"
+    assert.are.equal("TAP version 13\nok 1 - " .. f .. ":1 SELECT\nnot ok 2 - " .. f .. ":2:15\n"
+      .. "  ---\n  message: \"relation \\\"nowhere\\\" does not exist (SQLSTATE 42P01)\"\n  severity: fail\n"
+      .. "  at:\n    file: " .. f .. "\n    line: 2\n    column: 15\n  sqlstate: 42P01\n  ...\n"
       .. "# relation \"nowhere\" does not exist (SQLSTATE 42P01)\n1..2\n", r.stdout)
   end)
 
-  it("prints and judges TAP returned by the tests (pgTAP style)", function()
+  it("prints and judges pgTAP's output", function()
     local url = t.fresh_db("test")
-    local dir = project(FAKE_PGTAP .. [[
+    local dir = project [[
+CREATE EXTENSION pgtap;
 SELECT plan(2);
 SELECT ok(1 + 1 = 2, 'addition');
-SELECT ok(true, 'truth');
+SELECT is(2 * 2, 4, 'multiplication');
 SELECT * FROM finish();
-]])
+]]
     local r = d.database(dir, { "test" }, { PGURL = url })
     assert.are.equal(0, r.code, r.stderr)
-    assert.are.equal("1..2\nok 1 - addition\nok 2 - truth\n", r.stdout)
+    assert.are.equal("1..2\nok 1 - addition\nok 2 - multiplication\n", r.stdout)
     assert.matches("all tests passed", r.stderr, 1, true)
-    assert.is_false(d.value(url, "SELECT count(*) > 0 FROM pg_namespace WHERE nspname = 'tap'"))
-    -- a failing assertion fails the run; its diagnostics are printed
-    t.write(dir .. "/db/test/test.sql", FAKE_PGTAP .. [[
-SELECT plan(2);
-SELECT ok(1 + 1 = 3, 'bad addition');
+    assert.is_false(d.value(url, "SELECT count(*) > 0 FROM pg_extension WHERE extname = 'pgtap'"))
+    -- a failing assertion fails the run; its diagnostics are printed; TODO and SKIP do not fail
+    t.write(dir .. "/db/test/test.sql", [[
+CREATE EXTENSION pgtap;
+SELECT plan(4);
+SELECT is(1 + 1, 3, 'bad addition');
 SELECT ok(true, 'truth');
+SELECT todo('later', 1);
+SELECT ok(false, 'not yet');
+SELECT skip('not here', 1);
 ]])
+    r = d.database(dir, { "test" }, { PGURL = url })
+    assert.are.equal(1, r.code)
+    assert.are.equal("1..4\nnot ok 1 - bad addition\n# Failed test 1: \"bad addition\"\n#         have: 2\n"
+      .. "#         want: 3\nok 2 - truth\nnot ok 3 - not yet # TODO later\n# Failed (TODO) test 3: \"not yet\"\n"
+      .. "ok 4 # SKIP not here\n", r.stdout)
+    assert.matches("1 of 4 tests failed", r.stderr, 1, true)
+    assert.matches("tests failed", r.stderr, 1, true)
+    -- TAP 13: pgTAP's points renumbered, a YAML block for the failure with its file and line
     r = d.database(dir, { "test", "--tap" }, { PGURL = url })
     assert.are.equal(1, r.code)
-    assert.are.equal("1..2\nnot ok 1 - bad addition\n# Failed test 1: \"bad addition\"\nok 2 - truth\n",
-      r.stdout)
-    assert.matches("1 of 2 tests failed", r.stderr, 1, true)
-    assert.matches("tests failed", r.stderr, 1, true)
-    -- a plan that is not met
-    t.write(dir .. "/db/test/test.sql", FAKE_PGTAP .. "SELECT plan(3);\nSELECT ok(true, 'only one');\n")
+    local f = dir .. "/db/test/test.sql"
+    assert.are.equal("TAP version 13\nnot ok 1 - bad addition\n  ---\n"
+      .. "  message: \"Failed test 1: \\\"bad addition\\\"\"\n  severity: fail\n  at:\n    file: " .. f
+      .. "\n    line: 3\n  ...\n# Failed test 1: \"bad addition\"\n#         have: 2\n#         want: 3\n"
+      .. "ok 2 - truth\nnot ok 3 - not yet # TODO later\n  ---\n  message: \"Failed (TODO) test 3: \\\"not yet\\\"\"\n"
+      .. "  severity: todo\n  at:\n    file: " .. f .. "\n    line: 6\n  ...\n# Failed (TODO) test 3: \"not yet\"\n"
+      .. "ok 4 # SKIP not here\n1..4\n", r.stdout)
+    -- a plan that is not met, no plan at all
+    t.write(f, "CREATE EXTENSION pgtap;\nSELECT plan(3);\nSELECT ok(true, 'only one');\n")
     r = d.database(dir, { "test" }, { PGURL = url })
     assert.are.equal(1, r.code)
     assert.matches("planned 3 tests but ran 1", r.stderr, 1, true)
+    t.write(f, "CREATE EXTENSION pgtap;\nSELECT no_plan();\nSELECT ok(true, 'one');\n")
+    r = d.database(dir, { "test" }, { PGURL = url })
+    assert.are.equal(1, r.code)
+    assert.matches("the TAP output has no plan: call plan(n) or finish() from pgTAP", r.stderr, 1, true)
   end)
 
   it("reports a missing test file (exit 1), arguments (exit 9), and runs on DATABASE_DIR", function()
@@ -148,7 +156,177 @@ SELECT ok(true, 'truth');
     assert.are.equal(9, r.code)
     assert.matches("test argument --wat does not exist", r.stderr, 1, true)
     r = d.database(dir, { "test", "more" }, { PGURL = url })
-    assert.are.equal(9, r.code)
-    assert.matches("test subcommand more does not exist", r.stderr, 1, true)
+    assert.are.equal(1, r.code)
+    assert.matches("test file not found: more", r.stderr, 1, true)
+    for _, bad in ipairs { "0", "two", "-1" } do
+      r = d.database(dir, { "test", "-j", bad }, { PGURL = url })
+      assert.are.equal(9, r.code)
+      assert.matches("-j/--jobs must be a number of files at a time ≥ 1, not '" .. bad .. "'", r.stderr, 1, true)
+    end
+  end)
+
+  -- a directory of tests: two pgTAP files (one failing), two plain files (one failing), a
+  -- helper included with \ir that is no test itself
+  local SUITE = {
+    ["db/test/_setup.sql"] = "CREATE EXTENSION IF NOT EXISTS pgtap;\nCREATE TABLE item (id int PRIMARY KEY);\n",
+    ["db/test/a_pgtap.sql"] = [[
+\ir _setup.sql
+SELECT plan(3);
+INSERT INTO item VALUES (1);
+SELECT ok((SELECT count(*) FROM item) = 1, 'one item');
+SELECT is(2 * 2, 5, 'multiplication');
+SELECT skip('not today', 1);
+SELECT * FROM finish();
+]],
+    ["db/test/b_plain.sql"] = [[
+\ir _setup.sql
+INSERT INTO item VALUES (1);
+\echo plain <output> & more
+DO $$ BEGIN ASSERT (SELECT count(*) FROM item) = 1, 'one row'; END $$;
+]],
+    ["db/test/sub/c_fail.sql"] = "SELECT 1;\nSELECT * FROM nowhere;\nSELECT 2;\n",
+    ["db/test/sub/d_pgtap.sql"] = [[
+\ir ../_setup.sql
+SELECT plan(2);
+INSERT INTO item VALUES (1);
+SELECT has_table('public', 'item', 'item exists');
+SELECT todo('later', 1);
+SELECT ok(false, 'not yet');
+SELECT * FROM finish();
+]],
+  }
+
+  local function xpath(file, expr)
+    local r = t.run { argv = { "xmllint", "--xpath", expr, file } }
+    assert.are.equal(0, r.code, r.stderr)
+    return (r.stdout:gsub("\n$", ""))
+  end
+
+  it("runs a directory: each file on its own connection, in name order, helpers left out", function()
+    local url = t.fresh_db("test")
+    local dir = d.project(SUITE)
+    local r = d.database(dir, { "test", "db/test" }, { PGURL = url })
+    assert.are.equal(1, r.code)
+    local order = {}
+    for name in r.stderr:gmatch("db test> running tests from (%S+)") do order[#order + 1] = name end
+    assert.are.same({ "db/test/a_pgtap.sql", "db/test/b_plain.sql", "db/test/sub/c_fail.sql",
+      "db/test/sub/d_pgtap.sql" }, order)
+    -- every file saw an empty table: the others' rows were rolled back
+    assert.matches("ok 1 - one item\n", r.stdout, 1, true)
+    assert.matches("plain <output> & more\n", r.stdout, 1, true)
+    assert.matches("db/test/sub/c_fail.sql:2:15: relation \"nowhere\" does not exist", r.stderr, 1, true)
+    assert.matches("tests failed: 2 of 4 files (db/test/a_pgtap.sql, db/test/sub/c_fail.sql)", r.stderr, 1, true)
+    assert.is_false(d.has(url, "public.item"))
+    -- only the passing ones
+    r = d.database(dir, { "test", "db/test/b_plain.sql", "db/test/sub/d_pgtap.sql" }, { PGURL = url })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("all tests passed: 2 files, 6 tests", r.stderr, 1, true)
+  end)
+
+  it("--tap is TAP that prove accepts, with prove's exit status", function()
+    local url = t.fresh_db("test")
+    local dir = d.project(SUITE)
+    local env = d.env(dir, { PGURL = url, PATH = t.build .. ":" .. os.getenv("PATH") })
+    -- prove running `database test --tap` on each file
+    local r = t.run { argv = { "prove", "-e", "database test --tap", "--ext", ".sql", "db/test/b_plain.sql",
+      "db/test/sub/d_pgtap.sql" }, env = env, cwd = dir }
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("All tests successful.", r.stdout, 1, true)
+    assert.matches("Files=2, Tests=6", r.stdout, 1, true)
+    r = t.run { argv = { "prove", "-e", "database test --tap", "--ext", ".sql", "db/test/a_pgtap.sql",
+      "db/test/sub/c_fail.sql", "db/test/sub/d_pgtap.sql" }, env = env, cwd = dir }
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("db/test/a_pgtap.sql%s+%(Wstat: 256 %(exited 1%) Tests: 3 Failed: 1%)\n%s+Failed test:%s+2", r.stdout)
+    assert.matches("db/test/sub/c_fail.sql%s+%(Wstat: 256 %(exited 1%) Tests: 2 Failed: 1%)", r.stdout)
+    assert.matches("Result: FAIL", r.stdout, 1, true)
+    -- the whole directory as one TAP stream
+    r = d.database(dir, { "test", "--tap", "db/test" }, { PGURL = url })
+    assert.are.equal(1, r.code)
+    local tapfile = t.write(t.tmpdir("tap") .. "/run.tap", r.stdout)
+    assert.matches("^TAP version 13\n# db/test/a_pgtap.sql\nok 1 %- db/test/a_pgtap.sql: one item\n", r.stdout)
+    assert.matches("# plain <output> & more\n", r.stdout, 1, true)
+    local p = t.run { argv = { "prove", "-e", "cat", tapfile } }
+    assert.are.equal(1, p.code, p.stdout .. p.stderr)
+    assert.matches("Tests: 11 Failed: 2)\n  Failed tests:  2, 9\n", p.stdout, 1, true)
+    -- the passing files: prove passes the stream
+    r = d.database(dir, { "test", "--tap", "db/test/b_plain.sql", "db/test/sub/d_pgtap.sql" }, { PGURL = url })
+    assert.are.equal(0, r.code, r.stderr)
+    t.write(tapfile, r.stdout)
+    p = t.run { argv = { "prove", "-e", "cat", tapfile } }
+    assert.are.equal(0, p.code, p.stdout .. p.stderr)
+  end)
+
+  it("--junit writes JUnit XML: a suite per file, a case per assertion, failures with file:line", function()
+    local url = t.fresh_db("test")
+    local dir = d.project(SUITE)
+    local report = t.tmpdir("junit") .. "/report.xml"
+    local r = d.database(dir, { "test", "--junit", report, "db/test" }, { PGURL = url })
+    assert.are.equal(1, r.code)
+    local lint = t.run { argv = { "xmllint", "--noout", report } }
+    assert.are.equal(0, lint.code, lint.stderr)
+    assert.are.equal("4", xpath(report, "count(/testsuites/testsuite)"))
+    assert.are.equal("11", xpath(report, "count(//testcase)"))
+    assert.are.equal('tests="11" failures="2" errors="0" skipped="2"',
+      xpath(report, "/testsuites/@tests|/testsuites/@failures|/testsuites/@errors|/testsuites/@skipped")
+        :gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " "))
+    assert.are.equal("db/test/a_pgtap.sql db/test/b_plain.sql db/test/sub/c_fail.sql db/test/sub/d_pgtap.sql",
+      (xpath(report, "/testsuites/testsuite/@name"):gsub('%s*name="([^"]*)"', " %1"):gsub("^ ", "")))
+    assert.are.equal('db/test/a_pgtap.sql:5: Failed test 2: "multiplication"',
+      xpath(report, "string(//testsuite[@name='db/test/a_pgtap.sql']/testcase[@name='multiplication']/failure/@message)"))
+    assert.are.equal("5", xpath(report, "string(//testcase[@name='multiplication']/@line)"))
+    assert.are.equal('db/test/sub/c_fail.sql:2:15: relation "nowhere" does not exist (SQLSTATE 42P01)',
+      xpath(report, "string(//testsuite[@name='db/test/sub/c_fail.sql']//failure/@message)"))
+    assert.are.equal("SQLSTATE 42P01", xpath(report, "string(//testsuite[@name='db/test/sub/c_fail.sql']//failure/@type)"))
+    assert.are.equal("2", xpath(report, "count(//skipped)"))
+    assert.are.equal("plain <output> & more\n", xpath(report, "string(//testsuite[@name='db/test/b_plain.sql']/system-out)"))
+    -- a report that cannot be written: exit 1, said so
+    r = d.database(dir, { "test", "--junit", dir .. "/no/such/dir/r.xml", "db/test/b_plain.sql" }, { PGURL = url })
+    assert.are.equal(1, r.code)
+    assert.matches("cannot write the JUnit report " .. dir .. "/no/such/dir/r.xml", r.stderr, 1, true)
+  end)
+
+  it("--jobs 4 runs files at once in clones of the database, with the same verdicts", function()
+    local url, name = t.fresh_db("test")
+    local dir = d.project(SUITE)
+    local reports = t.tmpdir("junit")
+    local serial = d.database(dir, { "test", "--tap", "--junit", reports .. "/1.xml", "db/test" }, { PGURL = url })
+    local par = d.database(dir, { "test", "-j", "4", "--tap", "--junit", reports .. "/4.xml", "db/test" },
+      { PGURL = url })
+    assert.are.equal(1, serial.code)
+    assert.are.equal(1, par.code)
+    assert.are.equal(serial.stdout, par.stdout)
+    local function strip(xml) return (xml:gsub(' time="[^"]*"', ""):gsub(' timestamp="[^"]*"', "")) end
+    assert.are.equal(strip(t.read(reports .. "/1.xml")), strip(t.read(reports .. "/4.xml")))
+    -- the clones are gone
+    assert.are.equal(0, d.value(t.cluster().url, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbtool_test_%'"))
+    -- each file ran in a database of its own (a file sees its own database name, not the target)
+    t.write(dir .. "/db/test/e_where.sql", "DO $$ BEGIN ASSERT current_database() <> '" .. name .. "', "
+      .. "'ran in the target'; END $$;\n")
+    t.write(dir .. "/db/test/f_where.sql", "SELECT pg_sleep(0.1);\n")
+    par = d.database(dir, { "test", "--jobs", "2", "db/test/e_where.sql", "db/test/f_where.sql" }, { PGURL = url })
+    assert.are.equal(0, par.code, par.stderr)
+    serial = d.database(dir, { "test", "db/test/e_where.sql", "db/test/f_where.sql" }, { PGURL = url })
+    assert.are.equal(1, serial.code)
+    assert.matches("ran in the target", serial.stderr, 1, true)
+    -- another session on the target: no clone, a clear error
+    local other <close> = t.connect(url)
+    assert.is_truthy(other:exec("SELECT 1"))
+    par = d.database(dir, { "test", "-j", "2", "db/test" }, { PGURL = url })
+    assert.are.equal(1, par.code)
+    assert.matches("cannot clone the database " .. name .. " for parallel tests", par.stderr, 1, true)
+    assert.matches("no other session on " .. name, par.stderr, 1, true)
+  end)
+  it("--jobs: Ctrl-C stops the workers and drops the clones", function()
+    local url = t.fresh_db("test")
+    local dir = d.project { ["db/test/a.sql"] = "SELECT pg_sleep(60);\n", ["db/test/b.sql"] = "SELECT pg_sleep(60);\n" }
+    local p, _, errf = d.spawn(dir, { "test", "-j", "2", "db/test" }, { PGURL = url })
+    local busy = "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'dbtool_test_%' AND query LIKE '%pg_sleep%'"
+    assert.is_true(d.wait_for(function() return d.value(t.cluster().url, busy) == 2 end, 60), t.read(errf))
+    -- Ctrl-C in a terminal: SIGINT to the foreground process group (workers included)
+    require("posix.signal").kill(-p.pid, require("posix.signal").SIGINT)
+    local how, code = p:wait()
+    assert.are.same({ "exited", 130 }, { how, code })
+    assert.are.equal(0, d.value(t.cluster().url, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dbtool_test_%'"))
+    assert.are.same({}, d.processes("dbtool.testrun"))
   end)
 end)

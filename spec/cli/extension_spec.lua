@@ -163,7 +163,7 @@ end } }
       }
       local r = db(dir, { "-u", url, "test", "--tap" })
       assert.are.equal(0, r.code, r.stderr)
-      assert.matches("^wrapped tap=true\nok 1 %- [^\n]*test%.sql:1 DO\n1%.%.1\n$", r.stdout)
+      assert.matches("^wrapped tap=true\nTAP version 13\nok 1 %- [^\n]*test%.sql:1 DO\n1%.%.1\n$", r.stdout)
       r = db(dir, { "test", "--help" })
       assert.matches("%-%-tap", r.stdout)
       c:exec("INSERT INTO item VALUES (3)") -- the built-in test now fails: its exit code comes back
