@@ -11,9 +11,10 @@
  *     Removes a tree without following symbolic links; a missing path is not an error.
  *   fs.names(dir) → names | nil, msg, errno
  *     The names in directory `dir` (without "." and ".."), sorted in byte order (strcmp).
- *   fs.stat_keys(paths, [before], [dir]) → keys, recent | nil, msg, errno
+ *   fs.stat_keys(paths, [before], [dir], [suffix]) → keys, recent | nil, msg, errno
  *     stat(2) of every path of the array `paths` (relative to the directory `dir` when
- *     given: shorter lookups, and one directory for the whole batch): keys[i] is the string
+ *     given: shorter lookups, and one directory for the whole batch; each followed by
+ *     `suffix` when given, e.g. "/up.sql" after directory names): keys[i] is the string
  *     "dev:ino:size:mtime_s.ns:ctime_s.ns" of a regular file (symbolic links followed),
  *     false for anything else (missing, not a regular file, not reachable). With `before`
  *     (seconds since the epoch), recent[i] is true for each file whose mtime or ctime is
@@ -373,12 +374,14 @@ static int fs_stat_keys(lua_State *L) {
   int with_before = !lua_isnoneornil(L, 2);
   lua_Number before = with_before ? luaL_checknumber(L, 2) : 0;
   const char *dir = luaL_optstring(L, 3, NULL);
+  const char *suffix = luaL_optstring(L, 4, NULL);
+  char full[PATH_MAX];
   int dfd = AT_FDCWD;
   luaL_checktype(L, 1, LUA_TTABLE);
   n = luaL_len(L, 1);
-  lua_settop(L, 3);
+  lua_settop(L, 4); /* the suffix stays on the stack while it is used */
   if (dir != NULL) {
-    int *ud = (int *)lua_newuserdatauv(L, sizeof(int), 0); /* 4: the fd, closed by __gc */
+    int *ud = (int *)lua_newuserdatauv(L, sizeof(int), 0); /* 5: the fd, closed by __gc */
     *ud = -1;
     luaL_setmetatable(L, "dbtool.fs.dirfd");
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -391,10 +394,10 @@ static int fs_stat_keys(lua_State *L) {
     }
     *ud = dfd;
   } else {
-    lua_pushnil(L); /* 4 */
+    lua_pushnil(L); /* 5 */
   }
-  lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0); /* 5: keys */
-  lua_newtable(L);                                       /* 6: recent */
+  lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0); /* 6: keys */
+  lua_newtable(L);                                       /* 7: recent */
   for (i = 1; i <= n; i++) {
     struct stat st;
     const char *path;
@@ -402,6 +405,15 @@ static int fs_stat_keys(lua_State *L) {
     path = lua_tostring(L, -1);
     if (path == NULL)
       return luaL_error(L, "stat_keys: paths[%d] is not a string", (int)i);
+    if (suffix != NULL) {
+      if (snprintf(full, sizeof full, "%s%s", path, suffix) >= (int)sizeof full) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, 6, i);
+        continue;
+      }
+      path = full;
+    }
     if (fstatat(dfd, path, &st, 0) != 0 || !S_ISREG(st.st_mode)) {
       lua_pop(L, 1);
       lua_pushboolean(L, 0);
@@ -418,15 +430,15 @@ static int fs_stat_keys(lua_State *L) {
         lua_Number c = (lua_Number)st.st_ctim.tv_sec + (lua_Number)st.st_ctim.tv_nsec / 1e9;
         if (m >= before || c >= before) {
           lua_pushboolean(L, 1);
-          lua_rawseti(L, 6, i);
+          lua_rawseti(L, 7, i);
         }
       }
     }
-    lua_rawseti(L, 5, i);
+    lua_rawseti(L, 6, i);
   }
   if (dfd != AT_FDCWD) {
     close(dfd);
-    *(int *)lua_touserdata(L, 4) = -1;
+    *(int *)lua_touserdata(L, 5) = -1;
   }
   return 2;
 }

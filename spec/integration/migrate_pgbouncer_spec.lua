@@ -75,7 +75,7 @@ describe("migrations through PgBouncer (pool_mode = transaction)", function()
   end)
 
   it("a run killed with -9 while holding the lock blocks the next one until the expiry only", function()
-    local dir = project(t.tmpdir("pgbkill"), "{ lock_expiry = 2 }")
+    local dir = project(t.tmpdir("pgbkill"), "{ lock_expiry = 5 }")
     write_migrations(dir .. "/migration")
     -- migration 3 takes a while: the run is killed inside it
     local slow = string.format("%s/migration/20250101%06d-m%02d/up.sql", dir, 3, 3)

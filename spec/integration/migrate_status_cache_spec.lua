@@ -126,6 +126,16 @@ describe("status with the checksum cache", function()
     assert.is_true(used_fast)
     assert.are.equal(slow, fast)
     assert.matches("3 applied, 0 modified, 0 pending, 0 missing\n$", fast)
+    -- a damaged cache (a hash digit flipped, trailer left as it was): the fast path does not
+    -- match it, and the checked read refuses it: the lines are still right
+    local real = require("posix.stdlib").realpath(dir .. "/m2")
+    local cfile = cache .. "/db-tool/checksums/" .. checksum.string(real):sub(1, 32)
+    local text = t.read(cfile)
+    local pos = #text - 73 - 5
+    t.write(cfile, text:sub(1, pos - 1) .. (text:sub(pos, pos) == "0" and "1" or "0") .. text:sub(pos + 1))
+    local damaged, used_damaged = status_text(true)
+    assert.is_false(used_damaged)
+    assert.are.equal(slow, damaged)
     -- a pending one: the server's lines are not used
     t.write(dir .. "/m2/20250101000009-new/up.sql", "SELECT 9;\n")
     local _, used = status_text(true)

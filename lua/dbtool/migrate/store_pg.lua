@@ -515,21 +515,19 @@ end
 function Hectic:status_text_async(styled, min_width)
   local conn = self.conn
   local have = self:extras()
+  -- one sort (the subquery's order feeds every aggregate: were it ever not kept, the names
+  -- would not match and the caller falls back to Engine:status)
   conn:send_query(string.format([[
-    WITH w AS (SELECT greatest(%d, max(octet_length(name))) AS w FROM hectic.migration),
-    m AS (SELECT name::text AS name, hash::text AS hash, %s AS tree_hash,
-            to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
-            FROM hectic.migration)
-    SELECT count(*)::int AS n,
-           string_agg(name, E'
-' ORDER BY name COLLATE "C") AS names,
-           string_agg(hash, '' ORDER BY name COLLATE "C") AS hashes,
+    SELECT count(*)::int AS n, string_agg(name, E'\n') AS names, string_agg(hash, '') AS hashes,
            bool_or(tree_hash IS NOT NULL) AS trees,
-           string_agg(%s || ' ' || name || repeat(' ', (SELECT w FROM w) - octet_length(name)) || '  '
-             || coalesce(at, '-') || repeat(' ', 27 - length(coalesce(at, '-'))) || ' '
-             || coalesce(left(hash, 12), '-'), E'
-' ORDER BY name COLLATE "C") AS lines
-      FROM m]], min_width, have.tree_hash and "tree_hash" or "NULL::text", conn:escape_literal(styled)))
+           string_agg(%s || ' ' || name || repeat(' ', (SELECT greatest(%d, max(octet_length(name::text)))
+             FROM hectic.migration) - octet_length(name)) || '  ' || coalesce(at, '-')
+             || repeat(' ', 27 - length(coalesce(at, '-'))) || ' ' || coalesce(left(hash, 12), '-'), E'\n')
+             AS lines
+      FROM (SELECT name::text AS name, hash::text AS hash, %s AS tree_hash,
+                   to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
+              FROM hectic.migration ORDER BY name COLLATE "C") s]], conn:escape_literal(styled), min_width,
+    have.tree_hash and "tree_hash" or "NULL::text"))
   return function()
     local res, err
     while true do
