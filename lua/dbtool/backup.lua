@@ -391,7 +391,7 @@ function M.migrate(url, dir, opts)
   local ok, res = errors.try(function()
     local store <close> = migrate.open_store("hectic", url, { log = opts.log })
     local eng = migrate.new { store = store, layout = "dirs", dir = dir, log = opts.log,
-      policy = require("dbtool.personality.migrator").project_policy(),
+      policy = require("dbtool.migrator.common").project_policy(),
       out = function(line) if out then out:write(line, "\n") end end }
     local fs = eng:discover()
     if #fs == 0 then

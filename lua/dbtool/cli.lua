@@ -12,11 +12,22 @@ M.personalities = {
   ["postgres-cleanup"] = "dbtool.personality.postgres_cleanup",
   ["migrator"] = "dbtool.personality.migrator",
   ["rickdb"] = "dbtool.personality.rickdb",
+  ["db-ops"] = "dbtool.personality.db_ops",
   ["db-tool"] = "dbtool.personality.db_tool",
 }
 
---- Namespace used for error reports of the running program ("db deploy").
-M.namespace = "db-tool"
+--- The programs a user calls (the links to the binary), in the order of the manuals.
+M.programs = { "database", "migrator", "rickdb", "postgres-init", "postgres-cleanup", "db-ops", "db-tool" }
+
+--- Namespace used for error reports of the running program ("db deploy"): the engine's.
+setmetatable(M, {
+  __index = function(_, k)
+    if k == "namespace" then return require("dbtool.command").namespace end
+  end,
+  __newindex = function(t, k, v)
+    if k == "namespace" then require("dbtool.command").namespace = v else rawset(t, k, v) end
+  end,
+})
 
 function M.personality_of(prog)
   local base = (prog or ""):match("([^/]+)$") or "db-tool"
@@ -32,7 +43,7 @@ end
 --- Print an error value (or anything raised) and return its exit code.
 function M.report(e, ns)
   e = errors.wrap(e)
-  local l = log.ns(ns or M.namespace)
+  local l = log.ns(ns or require("dbtool.command").namespace)
   if e.interrupted then
     l:error("%s", e.msg)
     return e.exit
@@ -57,12 +68,17 @@ function M.report(e, ns)
   return e.exit
 end
 
+--- The program `name` (its command group, or for db-tool its module).
+function M.program(name)
+  return (require(assert(M.personalities[name], name)))
+end
+
 --- Run personality `name` with `args` (array); returns the exit code.
 function M.run(name, args)
-  local modname = assert(M.personalities[name], name)
   local ok, code = errors.try(function()
-    local mod = require(modname)
-    return mod.main(args, name)
+    local prog = M.program(name)
+    if prog.main then return prog.main(args, name) end
+    return require("dbtool.command").main(prog, args)
   end)
   io.stdout:flush()
   if not ok then return M.report(code) end

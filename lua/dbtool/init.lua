@@ -169,10 +169,9 @@ local GLOBAL_KEYS = { url = true, verbose = true, inherits = true }
 --- as structured values. The command is resolved as `database` does (db-tool.lua commands,
 --- project overrides under ${DATABASE_DIR}/lua/, built-ins).
 function M.command(name, a)
-  local args = require "dbtool.args"
+  local command = require "dbtool.command"
   local env = require "dbtool.env"
   local errors = require "dbtool.errors"
-  local database = require "dbtool.personality.database"
   if type(a) == "string" then a = { a } end
   a = a or {}
   if type(a) ~= "table" then
@@ -191,57 +190,26 @@ function M.command(name, a)
     end
   end
   if type(globals.inherits) == "string" then globals.inherits = { globals.inherits } end
-  local proj = require("dbtool.project").load()
-  local entry = database.find(name, proj)
-  local cmd = entry.module
-  local cname = cmd.name or name
-  cmd.prog = cmd.prog or ("database " .. cname)
-  cmd.name = cmd.name or cname
-  local opts
-  if cmd.raw then
-    if next(named) then
-      errors.raise(errors.NOT_FOUND, "database " .. cname .. " takes its arguments as an array only")
-    end
-    opts = argv
-  else
-    opts = args.parse(cmd, argv)
-    if opts.help then
-      io.stdout:write(args.help(cmd))
-      return 0
-    end
-    local known = {}
-    for _, o in ipairs(cmd.options or {}) do known[o.key] = o end
-    for _, p in ipairs(cmd.positionals or {}) do known[p.key or p[1]] = p end
-    for k, v in pairs(named) do
-      if not known[k] then
-        errors.raise(errors.NOT_FOUND, "database " .. cname .. ": unknown option '" .. tostring(k) .. "'",
-          { hint = "see 'database " .. cname .. " --help'" })
-      end
-      opts[k] = v
-    end
-  end
-  local ctx = database.context(cname, entry, proj, globals)
   local saved = {}
   if globals.url then
-    for _, var in ipairs { "PGURL", "DB_URL" } do
-      saved[var] = env.raw(var) or false
-      env.set(var, globals.url)
-    end
+    for _, var in ipairs { "PGURL", "DB_URL" } do saved[var] = env.raw(var) or false end
   end
   return errors.finally(function()
     for var, v in pairs(saved) do env.set(var, v or nil) end
   end, function()
-    -- as `database -i TABLE`: exit 5 when a table is missing
-    if #ctx.inherits > 0 then database.check_inherits(ctx, ctx.inherits) end
-    return database.exit_code(database.execute(entry, ctx, opts))
+    -- as `database -i TABLE`: exit 5 when a table is missing (the program's before_run)
+    return command.call(require "dbtool.personality.database", name, argv, named, globals)
   end)
 end
 
 --- Names of every `database` subcommand (built-in, project overrides, db-tool.lua).
 function M.command_names()
+  local command = require "dbtool.command"
   local database = require "dbtool.personality.database"
   local names = {}
-  for name in pairs(database.commands(require("dbtool.project").load())) do names[#names + 1] = name end
+  for cname in pairs(command.commands(database, require("dbtool.project").load())) do
+    names[#names + 1] = cname
+  end
   table.sort(names)
   return names
 end

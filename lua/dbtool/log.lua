@@ -143,7 +143,8 @@ function M.write(level, ns, msg)
   local fd = (stream == io.stdout) and 1 or 2
   msg = M.redact(msg)
   local line
-  if ui.color(fd) then
+  -- plain info lines; colour only for warnings and errors
+  if LEVELS[level] >= LEVELS.warn and ui.color(fd) then
     line = "\27[90m" .. ns .. ">\27[0m \27[" .. ui.codes[COLORS[level]] .. "m" .. msg .. "\27[0m\n"
   else
     line = ns .. "> " .. msg .. "\n"

@@ -179,6 +179,8 @@ end
 function M.error_of(e, what, file)
   if errors.is(e) and not e.bug then -- raised on purpose (errors.raise, a database error)
     for _, k in ipairs { "msg", "detail", "hint" } do e[k] = M.shorten(e[k]) end
+    if not e.msg:find("%S") then e.msg = what .. " failed (an error without a message)" end
+    if e.where == nil then e.where = file end
     return e
   end
   local frame, traceback, value = nil, nil, e
@@ -321,6 +323,18 @@ local function raw_copy(t, depth)
   return out
 end
 
+--- The groups whose commands db-tool.lua can add or replace with a "<group> <name>" key.
+M.COMMAND_GROUPS = { migrator = true, rickdb = true, secrets = true }
+
+--- A command name of db-tool.lua: "seed" (database seed), or "<group> <name>" for a command
+--- of another program or group: "migrator baseline", "rickdb seed", "secrets rotate".
+function M.valid_command_name(name)
+  if type(name) ~= "string" then return false end
+  local group, cmd = name:match("^(%S+) (%S+)$")
+  if group then return M.COMMAND_GROUPS[group] ~= nil and M.valid_command_name(cmd) end
+  return name:match("^[%w][%w_-]*$") ~= nil
+end
+
 --- Validate a loaded project table; returns a normalised copy (raises on problems). `text`
 --- (the file's source, optional) is used to point at the offending line. The tables are
 --- read raw: a metatable (__index, __pairs, …) of the file's tables is not consulted.
@@ -345,8 +359,10 @@ function M.validate(res, file, text)
   end
   local commands, hooks, settings = {}, {}, raw_copy(p.settings or {}, 8)
   for name, cmd in next, p.commands or {} do
-    if type(name) ~= "string" or not name:match("^[%w][%w_-]*$") then
-      bad("invalid command name '" .. tostring(name) .. "' (letters, digits, - and _)", name)
+    -- "seed" (database seed), "secrets rotate", "migrator baseline", "rickdb seed"
+    if not M.valid_command_name(name) then
+      bad("invalid command name '" .. tostring(name) .. "' (letters, digits, - and _; a command of "
+        .. "another program: \"migrator NAME\", \"rickdb NAME\", \"secrets NAME\")", name)
     end
     if type(cmd) == "function" then
       commands[name] = { run = cmd }

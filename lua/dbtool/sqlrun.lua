@@ -656,7 +656,15 @@ local function execute(R, F, st, text)
     if res == nil then break end
     local status = res.status
     if status == "COPY_IN" then
-      rest = copy_in(R, F) or rest
+      local okc, rc = pcall(copy_in, R, F)
+      if not okc and conn:status() == "bad" then -- the server went away while we sent the data
+        local e = sql_error(R, F, st, text, rc)
+        e.hint = "the connection to the server was lost during COPY: the rest of the script did not run"
+        error(e, 0)
+      elseif not okc then
+        error(rc, 0)
+      end
+      rest = rc or rest
     elseif status == "COPY_OUT" then
       while true do
         local chunk = conn:get_copy_data()

@@ -105,6 +105,8 @@ end
 
 -- ---------------------------------------------------------------- the suite
 
+local top_up   -- (below) start cloning the next tests' databases
+
 --- A suite for the enclosing describe block (or, outside busted, for manual use).
 --- opts:
 ---   dir        project root (default LOCAL_DIR, else found upwards from the spec file)
@@ -117,8 +119,15 @@ end
 ---   settings   PostgreSQL settings for the cluster ({name = value})
 ---   strategy   CREATE DATABASE strategy on PostgreSQL 15+: "file_copy" (default) or "wal_log"
 ---   keep       keep each test's database (dropped with the cluster at the end)
+---   isolation  "database" (default): every test gets a database of its own;
+---              "transaction": every test runs in one transaction on a shared database,
+---              rolled back after it (as pg_prove does) — cheaper, but weaker: a test
+---              that commits (or uses db:connect()) is seen by the next ones, sequences
+---              are not rolled back
+---   ready      how many test databases are kept cloned ahead, in the background
+---              (default 2; 1 = only the next one)
 ---   prefetch   false: create each test's database when the test starts (default: the
----              next one is cloned in the background while the current test runs)
+---              next ones are cloned in the background while the current test runs)
 ---   vacuum     VACUUM FULL the template after the deploy (~10% cheaper clones; worth it
 ---              for suites of many tests)
 ---   verbose    show the deploy's log (default: kept in a file, shown when the deploy fails)
@@ -130,8 +139,17 @@ function M.suite(opts)
     dir = opts.dir and absolute(opts.dir) or env.get("LOCAL_DIR") or M.find_project(caller_dir()),
     counter = 0,
     created = {},
+    inflight = {},   -- {conn =, name =}: clones being made, oldest first
+    idle = {},       -- creator connections without a clone to make
+    to_drop = {},    -- used databases, oldest first, dropped one test later
     log = log.ns("testing"),
   }, Suite)
+  local iso = opts.isolation or "database"
+  if iso ~= "database" and iso ~= "transaction" then
+    errors.raise(errors.GENERIC, "dbtool.testing: isolation must be \"database\" or \"transaction\", not "
+      .. tostring(iso))
+  end
+  s.isolation = iso
   -- the last resort: clean up when the Lua state closes (busted exits with close = true)
   s.sentinel = setmetatable({}, { __gc = function() pcall(Suite.stop, s) end })
   local busted = opts.busted ~= false and package.loaded["busted.core"] and package.loaded["busted"]
@@ -184,6 +202,8 @@ function Suite:start()
     self.admin = require("dbtool.pg").connect(self.cluster.conninfo, { quiet = true })
     self.server_version = self.admin:server_version()
     self:build_template()
+    -- the first tests' databases, cloned while the specs get going
+    if self.isolation == "database" and self.opts.prefetch ~= false then top_up(self) end
   end)
   if not ok then
     pcall(Suite.stop, self)
@@ -313,51 +333,119 @@ function Suite:drop_database(name)
   self.created[name] = nil
 end
 
--- Start creating the next test database on the `creator` connection (asynchronously: the
--- server clones it while the current test runs).
-local function prefetch(self)
-  self.counter = self.counter + 1
-  local name = "test_" .. self.counter
-  if not self.creator then
-    self.creator = require("dbtool.pg").connect(self.cluster.conninfo, { quiet = true })
+-- The pipeline of test databases. Clones are made ahead, in the background, on `ready`
+-- creator connections (CREATE DATABASE … TEMPLATE, asynchronously: the server clones while
+-- tests run), and a used database is dropped one test later: right after a test its
+-- backend may still be exiting, and DROP DATABASE then sleeps in 100 ms steps until it is
+-- gone. So a test waits only for a clone not finished yet (none when tests take longer than
+-- a clone) and for its connection.
+
+local function ready_count(self)
+  local n = math.tointeger(tonumber(self.opts.ready or 2))
+  if not n or n < 1 then
+    errors.raise(errors.GENERIC, "dbtool.testing: ready must be a count ≥ 1, not "
+      .. tostring(self.opts.ready))
   end
-  self.creator:send_query(create_sql(self, name))
-  self.pending = name
+  return n
 end
 
--- Wait for the database prefetch() started; returns its name.
+-- Start clones until `ready` are in flight.
+function top_up(self)
+  local want = ready_count(self)
+  while #self.inflight < want do
+    local conn = table.remove(self.idle)
+    if not conn then
+      conn = require("dbtool.pg").connect(self.cluster.conninfo, { quiet = true })
+      self.creators = self.creators or {}
+      self.creators[#self.creators + 1] = conn
+    end
+    self.counter = self.counter + 1
+    local name = "test_" .. self.counter
+    conn:send_query(create_sql(self, name))
+    self.inflight[#self.inflight + 1] = { conn = conn, name = name }
+  end
+end
+
+-- The oldest clone in flight, once made: its name.
 local function collect(self)
-  local name = self.pending
-  self.pending = nil
-  local err = drain(self.creator)
+  if #self.inflight == 0 then top_up(self) end
+  local job = table.remove(self.inflight, 1)
+  local err = drain(job.conn)
+  self.idle[#self.idle + 1] = job.conn
   if err then error(err, 0) end
-  self.created[name] = true
-  return name
+  self.created[job.name] = true
+  return job.name
+end
+
+-- Drop used databases in the background, all but the one used last (its backend may still
+-- be exiting): one DROP in flight at a time, on the dropper connection.
+local function drop_used(self, all)
+  local keep = all and 0 or 1
+  if #self.to_drop <= keep then return end
+  if not self.dropper then
+    self.dropper = require("dbtool.pg").connect(self.cluster.conninfo, { quiet = true })
+  end
+  local err = drain(self.dropper)
+  if err then self.log:warn("dropping a test database failed: %s", err.msg) end
+  local force = self.server_version >= 130000 and " WITH (FORCE)" or ""
+  local name = table.remove(self.to_drop, 1)
+  self.dropper:send_query("DROP DATABASE IF EXISTS " .. quote_ident(name) .. force)
+  self.created[name] = nil
+end
+
+-- isolation = "transaction": the one shared database, and the test's transaction on it.
+local function fresh_transaction(self)
+  if not self.shared then
+    self.counter = self.counter + 1
+    self.shared = "test_" .. self.counter
+    self:create_database(self.shared)
+  end
+  self.name, self.url = self.shared, self.cluster:db_url(self.shared)
+  if self.conn and (self.conn:closed() or self.conn:status() == "bad") then self.conn = nil end
+  local conn = self:connection()
+  conn:exec("BEGIN")
+  return self
+end
+
+local function finish_transaction(self)
+  local conn = self.conn
+  if self.name and conn and not conn:closed() and conn:status() ~= "bad" then
+    local st = conn:transaction_status()
+    if st == "idle" then
+      self.log:warn("a test ended its own transaction (COMMIT/ROLLBACK): with isolation = \"transaction\" "
+        .. "what it committed stays for the next tests")
+    elseif st ~= "unknown" then
+      pcall(conn.exec, conn, "ROLLBACK")
+    end
+  end
+  self.name, self.url = nil, nil
 end
 
 --- A fresh database for the next test (before_each under busted): sets self.name and
---- self.url. Unless opts.prefetch == false, the database of the test after this one is
---- created in the background while this one runs.
+--- self.url. Unless opts.prefetch == false, the databases of the next tests are created in
+--- the background while this one runs. With isolation = "transaction": the shared
+--- database, inside a new transaction.
 function Suite:fresh()
   if not self.cluster then self:start() end
   self:finish()
+  if self.isolation == "transaction" then return fresh_transaction(self) end
   local name
   if self.opts.prefetch == false then
     self.counter = self.counter + 1
     name = "test_" .. self.counter
     self:create_database(name)
   else
-    if not self.pending then prefetch(self) end
     name = collect(self)
-    prefetch(self)
+    top_up(self)
   end
   self.name, self.url = name, self.cluster:db_url(name)
   return self
 end
 
---- End of a test (after_each under busted): close its connection, drop its database (in
---- the background).
+--- End of a test (after_each under busted): close its connection; its database is dropped
+--- in the background (one test later). With isolation = "transaction": roll back.
 function Suite:finish()
+  if self.isolation == "transaction" then return finish_transaction(self) end
   if self.conn then
     pcall(self.conn.close, self.conn)
     self.conn = nil
@@ -366,14 +454,8 @@ function Suite:finish()
     local name = self.name
     self.name, self.url = nil, nil
     if self.opts.keep or not self.admin then return end
-    local force = self.server_version >= 130000 and " WITH (FORCE)" or ""
-    if not self.dropper then
-      self.dropper = require("dbtool.pg").connect(self.cluster.conninfo, { quiet = true })
-    end
-    local err = drain(self.dropper)
-    if err then self.log:warn("dropping a test database failed: %s", err.msg) end
-    self.dropper:send_query("DROP DATABASE IF EXISTS " .. quote_ident(name) .. force)
-    self.created[name] = nil
+    self.to_drop[#self.to_drop + 1] = name
+    drop_used(self)
   end
 end
 
@@ -382,19 +464,17 @@ function Suite:stop()
   if self.stopped then return end
   self.stopped = true
   if self.conn then pcall(self.conn.close, self.conn) end
-  for _, k in ipairs { "creator", "dropper" } do
-    if self[k] then
-      pcall(drain, self[k])
-      pcall(self[k].close, self[k])
-    end
-  end
+  -- the cluster goes with its databases: no need to wait for clones or drops
+  for _, c in ipairs(self.creators or {}) do pcall(c.close, c) end
+  if self.dropper then pcall(self.dropper.close, self.dropper) end
   if self.admin then pcall(self.admin.close, self.admin) end
   if self.cluster then pcall(self.cluster.stop, self.cluster, "immediate") end
   if self.work then
     pcall(require("dbtool.cluster").stop, self.work .. "/pg", { mode = "immediate" })
     rm_rf(self.work)
   end
-  self.cluster, self.admin, self.conn, self.creator, self.dropper = nil, nil, nil, nil, nil
+  self.cluster, self.admin, self.conn, self.creators, self.dropper = nil, nil, nil, nil, nil
+  self.inflight, self.idle = {}, {}
 end
 
 -- ---------------------------------------------------------------- query helpers

@@ -322,8 +322,7 @@ local Report = {}
 Report.__index = Report
 
 -- How results are shown while a run goes: `mode` "human" (script output and pgTAP lines as
--- they come, as psql shows them; judgements on stderr), "tap" (TAP 13 on stdout), or
--- "quiet" (nothing on stdout: --json).
+-- they come, as psql shows them; judgements on stderr) or "tap" (TAP 13 on stdout).
 local function reporter(mode, write, l, nfiles)
   return setmetatable({ mode = mode, write = write, log = l, n = 0, many = nfiles > 1 }, Report)
 end
@@ -590,8 +589,8 @@ end
 
 --- Run test files. opts: paths (files/directories; default $DATABASE_DIR/test/test.sql),
 --- jobs (parallel workers, default 1), tap (TAP 13 on stdout), junit (path of a JUnit XML
---- report), quiet (nothing on stdout: the caller prints JSON), output (stdout: a file
---- handle or a function), log, report_error (function(err) shows a file's SQL error).
+--- report), output (stdout: a file handle or a function), log, report_error (function(err)
+--- shows a file's SQL error).
 --- The database is ctx.url (else dbtool.db's order). Returns {passed =, files = {results},
 --- seconds =, tests =, failures =, skipped =, todo =, started =}.
 function M.run(ctx, opts)
@@ -602,7 +601,7 @@ function M.run(ctx, opts)
   for i, f in ipairs(files) do names[i] = f end
   local out = opts.output or function(s) io.stdout:write(s) io.stdout:flush() end
   local write = type(out) == "function" and out or function(s) out:write(s) end
-  local mode = opts.quiet and "quiet" or (opts.tap and "tap" or "human")
+  local mode = opts.tap and "tap" or "human"
   local rep = reporter(mode, write, l, #files)
   local report_error = opts.report_error or function(e) require("dbtool.cli").report(e, l.name) end
   local summary = { files = {}, started = os.time() }

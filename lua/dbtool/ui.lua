@@ -1,5 +1,5 @@
--- Terminal output: colour only on a TTY and never with NO_COLOR, progress lines on a TTY
--- only, and the pager. Everything here degrades to plain text when piped.
+-- Terminal output: colour only on a TTY and never with NO_COLOR (or as --color says),
+-- progress lines on a TTY only, and the pager. Everything here degrades to plain text when piped.
 local M = {}
 
 local isatty = require("dbtool.core").isatty
@@ -14,11 +14,26 @@ function M.isatty(fd)
   return tty_cache[fd]
 end
 
---- Should output on `fd` be coloured? Never with NO_COLOR (any non-empty value).
+-- --color=auto|always|never (and rickdb's --no-color): set once by the command engine
+local color_mode = "auto"
+
+--- Set the colour mode: "auto" (the default), "always" or "never".
+function M.set_color(mode)
+  assert(mode == "auto" or mode == "always" or mode == "never", mode)
+  color_mode = mode
+end
+
+--- Should output on `fd` be coloured? --color=always/never decide; else never with NO_COLOR
+--- (any non-empty value), always with FORCE_COLOR (non-empty, not 0), never with TERM=dumb,
+--- else only on a terminal.
 function M.color(fd)
+  if color_mode == "never" then return false end
+  if color_mode == "always" then return true end
   local nc = os.getenv("NO_COLOR")
   if nc and nc ~= "" then return false end
-  if os.getenv("DB_TOOL_COLOR") == "always" then return true end
+  local force = os.getenv("FORCE_COLOR")
+  if (force and force ~= "" and force ~= "0") or os.getenv("DB_TOOL_COLOR") == "always" then return true end
+  if os.getenv("TERM") == "dumb" then return false end
   return M.isatty(fd or 1)
 end
 
@@ -183,21 +198,36 @@ end
 
 -- ---------------------------------------------------------------- pager
 
---- Show `text` through $PAGER (default less -R) when stdout is a TTY, else print it.
+local pager_on = true
+
+--- --no-pager: never page.
+function M.set_pager(on)
+  pager_on = on and true or false
+end
+
+--- The pager command (argv) for long output on a terminal, or nil: DB_TOOL_PAGER, else
+--- PAGER, else `less -FRX` (which quits at once when the text fits on the screen); an empty
+--- value or `cat` means none.
+function M.pager()
+  if not pager_on or not M.isatty(1) then return nil end
+  local pager = os.getenv("DB_TOOL_PAGER")
+  if pager == nil then pager = os.getenv("PAGER") end
+  if pager == nil then pager = "less -FRX" end
+  local argv = {}
+  for w in pager:gmatch("%S+") do argv[#argv + 1] = w end
+  if #argv == 0 or argv[1] == "cat" then return nil end
+  return argv
+end
+
+--- Show `text` through the pager when stdout is a terminal (see M.pager), else print it.
 function M.page(text)
-  if not M.isatty(1) then
-    io.stdout:write(text)
-    return
-  end
-  local pager = os.getenv("PAGER")
-  if pager == nil or pager == "" then pager = "less -R" end
-  if pager == "cat" then
+  local argv = M.pager()
+  if not argv then
     io.stdout:write(text)
     return
   end
   local proc = require "dbtool.core.proc"
-  local argv = {}
-  for w in pager:gmatch("%S+") do argv[#argv + 1] = w end
+  io.stdout:flush()
   local p = proc.spawn { argv = argv, stdin = "pipe" }
   if not p then
     io.stdout:write(text)

@@ -55,12 +55,22 @@ local function mkdir_p(dir)
 end
 M.mkdir_p = mkdir_p
 
--- Script output on stdout: the status line (TTY) is erased first and redrawn after.
+-- Script output on stdout: the status line (TTY) is erased first and redrawn after. With
+-- --json, stdout is the document's: script output goes to stderr instead (set_stdout).
+local stdout_stream = io.stdout
 local function stdout_writer(s)
   local status = ui.suspend_status()
-  io.stdout:write(s)
-  io.stdout:flush()
+  stdout_stream:write(s)
+  stdout_stream:flush()
   ui.resume_status(status)
+end
+
+--- Send the script output that would go to stdout (hydrate, patch, test) to `stream`
+--- instead (io.stderr for --json); returns the previous stream.
+function M.set_stdout(stream)
+  local old = stdout_stream
+  stdout_stream = stream or io.stdout
+  return old
 end
 
 --- Where the output of a step's script goes: `logvar` (HYDRATE_LOG / PATCH_LOG), else
@@ -145,7 +155,10 @@ function Phases:run(name, fn, ...)
   local n = #self.list + 1
   if self.tty then ui.status(string.format("%s: %s …", self.title, name)) end
   local t = core.now()
-  local res = table.pack(errors.finally(function() ui.status(nil) end, fn, ...))
+  local res = table.pack(errors.finally(function(err)
+    ui.status(nil)
+    if err then self.failed = { name = name, seconds = core.now() - t } end
+  end, fn, ...))
   local dt = core.now() - t
   self.list[n] = { name = name, seconds = dt }
   if self.tty then self.log:info("✓ %-8s %8s", name, ui.duration(dt)) end
@@ -278,8 +291,7 @@ end
 function M.test(ctx, opts)
   opts = opts or {}
   local summary = require("dbtool.testrun").run(ctx, { paths = opts.paths or (opts.file and { opts.file }),
-    tap = opts.tap, junit = opts.junit, jobs = opts.jobs, quiet = opts.quiet,
-    output = opts.output or stdout_writer,
+    tap = opts.tap, junit = opts.junit, jobs = opts.jobs, output = opts.output or stdout_writer,
     log = ctx.log or log.ns("db test") })
   return summary.passed, summary
 end
@@ -319,7 +331,7 @@ function M.deploy(ctx, opts)
   if ctx.url then
     l:warn("deploy works on the local cluster in %s; the -u URL is not used", env.pg_working_dir())
   end
-  local ph = M.phases(l, "deploy")
+  local ph = opts.phases or M.phases(l, "deploy")
   hook(ctx, "before_deploy", ctx)
   local handle = ph:run("cluster", M.start_cluster, ctx, { reuse = opts.reuse, log = l })
   local sub = fill(ctx, handle, ph, opts)
@@ -381,15 +393,18 @@ end
 
 --- check: the whole deploy in an isolated temporary cluster (under TMPDIR) that is stopped
 --- and removed however the run ends: success, failure, Ctrl-C. The user's own cluster and
---- data are not touched. Returns true.
+--- data are not touched. opts.test ({paths =, tap =, junit =, jobs =}, as test)
+--- runs the tests in that cluster after the deploy. opts.phases: the phase tracker to use.
+--- Returns true (false when the tests failed), and the tests' summary.
 function M.check(ctx, opts)
   opts = opts or {}
   local l = ctx.log or log.ns("db check")
   local cluster = require "dbtool.cluster"
   local base = env.get("TMPDIR", "/tmp")
   local dir
-  local ph = M.phases(l, "check")
+  local ph = opts.phases or M.phases(l, "check")
   local removed = false
+  local passed, summary = true, nil
   -- a throw-away cluster: no shutdown checkpoint. After a success the server is stopped and
   -- the files deleted by a detached db-tool that outlives us by some tens of milliseconds
   -- (the result is not kept waiting); on a failure or Ctrl-C we wait for both, after ending
@@ -439,11 +454,19 @@ function M.check(ctx, opts)
     l:info("check PGURL: %s", handle.url)
     local sub = fill(ctx, handle, ph, opts)
     hook(ctx, "after_check", sub)
+    if opts.test then
+      local tctx = setmetatable({ log = log.ns("db test") }, { __index = sub })
+      passed, summary = ph:run("test", M.test, tctx, opts.test)
+    end
     ph:run("remove", remove, true)
   end)
-  l:notice("check: success — deploy completed cleanly in %s (%s)", ui.duration(ph:elapsed()),
-    ph:summary())
-  return true
+  if not passed then
+    l:error("check: the deploy completed cleanly, the tests failed (%s)", ph:summary())
+    return false, summary
+  end
+  l:notice("check: success — deploy completed cleanly%s in %s (%s)", opts.test and ", tests passed" or "",
+    ui.duration(ph:elapsed()), ph:summary())
+  return true, summary
 end
 
 return M

@@ -131,4 +131,78 @@ describe("database check", function()
     assert.are.equal(0, r.code)
     assert.matches("Ctrl-C", r.stdout, 1, true)
   end)
+  -- JSON parsed by PostgreSQL (jsonb): a strict parser; `path` as for #>> ('{a,0,b}')
+  local function jget(text, path)
+    return d.value(t.cluster().url, "SELECT $1::jsonb #>> $2", text, path)
+  end
+
+  it("--test runs the tests in the throw-away cluster; --junit for CI; a failing test exits 1", function()
+    local dir = d.example()
+    local tmp = t.tmpdir("checktmp")
+    local report = t.tmpdir("junit") .. "/report.xml"
+    local r = d.database(dir, { "check", "--test", "--junit", report }, { TMPDIR = tmp })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("db test> running tests from " .. dir .. "/db/test/test.sql", r.stderr, 1, true)
+    assert.matches("check: success — deploy completed cleanly, tests passed in", r.stderr, 1, true)
+    assert.are.equal(0, t.run { argv = { "xmllint", "--noout", report } }.code)
+    assert.matches('<testsuites name="database test" tests="%d+" failures="0" errors="0"', t.read(report))
+    assert_nothing_left(tmp)
+    -- a failing test: exit 1, the deploy itself was fine, nothing left
+    t.write(dir .. "/db/test/more/fail.sql", "DO $$ BEGIN ASSERT (SELECT count(*) FROM shop.currency) = 99, "
+      .. "'ninety-nine currencies'; END $$;\n")
+    r = d.database(dir, { "check", "--test", "--tap", "db/test/more", dir .. "/db/test/test.sql" },
+      { TMPDIR = tmp, HYDRATE_LOG = "/dev/null", PATCH_LOG = "/dev/null" })
+    assert.are.equal(1, r.code)
+    assert.matches("^TAP version 13\n", r.stdout)
+    assert.matches("not ok 1 - db/test/more/fail.sql:1:1\n", r.stdout, 1, true)
+    assert.matches("check: the deploy completed cleanly, the tests failed", r.stderr, 1, true)
+    assert_nothing_left(tmp)
+    -- test options without --test
+    r = d.database(dir, { "check", "--tap" }, { TMPDIR = tmp })
+    assert.are.equal(9, r.code)
+    assert.matches("--tap, --junit, -j and test paths go with --test", r.stderr, 1, true)
+    assert_nothing_left(tmp)
+  end)
+
+  it("--json: one document with the steps and the tests; on failure the error as data", function()
+    local dir = d.project(SMALL)
+    local tmp = t.tmpdir("checktmp")
+    t.write(dir .. "/db/test/test.sql", "SELECT count(*) FROM item;\n")
+    local r = d.database(dir, { "check", "--test", "--json" }, { TMPDIR = tmp })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("^{.*}\n$", r.stdout)
+    -- the script output went to stderr
+    assert.matches("hydrating\n", r.stderr, 1, true)
+    assert.are.equal("1", jget(r.stdout, "{schema_version}"))
+    assert.are.equal("database check", jget(r.stdout, "{command}"))
+    assert.are.equal("true", jget(r.stdout, "{ok}"))
+    assert.are.equal("0", jget(r.stdout, "{exit_code}"))
+    assert.is_nil(jget(r.stdout, "{error}"))
+    assert.are.equal("cluster,bundle,sources,patch,test,remove",
+      d.value(t.cluster().url,
+        "SELECT string_agg(s->>'name', ',') FROM jsonb_array_elements($1::jsonb->'steps') s", r.stdout))
+    assert.is_true(tonumber(jget(r.stdout, "{steps,0,duration_ms}")) > 0)
+    assert.are.equal("true", jget(r.stdout, "{tests,passed}"))
+    assert.are.equal("1", jget(r.stdout, "{tests,tests}"))
+    assert.are.equal(dir .. "/db/test/test.sql:1 SELECT",
+      jget(r.stdout, "{tests,files,0,points,0,description}"))
+    assert_nothing_left(tmp)
+    -- a failing step: the error as data, the step it failed in
+    t.write(dir .. "/db/src/entrypoint.sql", "CREATE TABLE fine (x int) INHERITS (hectic.created_at);\n"
+      .. "CREATE TABLE bad (x int);\n")
+    r = d.database(dir, { "check", "--json" }, { TMPDIR = tmp })
+    assert.are.equal(1, r.code)
+    assert.are.equal("false", jget(r.stdout, "{ok}"))
+    assert.are.equal("1", jget(r.stdout, "{exit_code}"))
+    assert.are.equal(dir .. "/db/src/entrypoint.sql", jget(r.stdout, "{error,file}"))
+    assert.are.equal("2", jget(r.stdout, "{error,line}"))
+    assert.are.equal("1", jget(r.stdout, "{error,column}"))
+    assert.are.equal("P0001", jget(r.stdout, "{error,sqlstate}"))
+    assert.are.equal("sources", jget(r.stdout, "{error,step}"))
+    assert.matches("must INHERITS", jget(r.stdout, "{error,message}"), 1, true)
+    assert.are.equal("false", jget(r.stdout, "{steps,-1,ok}"))
+    -- still reported on stderr for people
+    assert.matches("entrypoint.sql:2:1: hectic: table public.bad", r.stderr, 1, true)
+    assert_nothing_left(tmp)
+  end)
 end)

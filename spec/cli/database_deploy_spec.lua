@@ -194,6 +194,46 @@ describe("database deploy", function()
       assert.matches(flag, r.stdout, 1, true)
     end
   end)
+
+  it("--json: one document with the steps and the URL; on failure the error as data", function()
+    local dir = d.project {
+      ["db/src/entrypoint.sql"] =
+        "\\echo hydrating\nCREATE TABLE item (id int) INHERITS (hectic.created_at);\n",
+      ["test-data.sql"] = "INSERT INTO item (id) VALUES (1);\n",
+    }
+    local r = d.database(dir, { "deploy", "--json" })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("^{.*}\n$", r.stdout)
+    assert.matches("hydrating\n", r.stderr, 1, true)
+    local function jget(path) return d.value(t.cluster().url, "SELECT $1::jsonb #>> $2", r.stdout, path) end
+    assert.are.equal("1", jget("{schema_version}"))
+    assert.are.equal("database deploy", jget("{command}"))
+    assert.are.equal("true", jget("{ok}"))
+    assert.are.equal("0", jget("{exit_code}"))
+    local url = jget("{url}"):gsub("^postgresql://[^@]*@/", "")
+    assert.are.equal((d.cluster_url(dir):gsub("^postgresql:///", "")), url)
+    assert.are.equal("cluster,bundle,sources,patch", d.value(t.cluster().url,
+      "SELECT string_agg(s->>'name', ',') FROM jsonb_array_elements($1::jsonb->'steps') s", r.stdout))
+    assert.are.equal("true", jget("{cluster,running}"))
+    assert.are.equal(1, d.value(d.cluster_url(dir), "SELECT count(*)::int FROM item"))
+    -- failure: the test data refers to a missing column
+    t.write(dir .. "/test-data.sql", "INSERT INTO item (nope) VALUES (1);\n")
+    r = d.database(dir, { "deploy", "--json" })
+    assert.are.equal(1, r.code)
+    assert.are.equal("false", jget("{ok}"))
+    assert.are.equal("1", jget("{exit_code}"))
+    assert.are.equal(dir .. "/test-data.sql", jget("{error,file}"))
+    assert.are.equal("1", jget("{error,line}"))
+    assert.are.equal("19", jget("{error,column}"))
+    assert.are.equal("42703", jget("{error,sqlstate}"))
+    assert.are.equal("patch", jget("{error,step}"))
+    -- a failure before any step: exit code and message as data (LOCAL_DIR missing: exit 3)
+    r = d.database(dir, { "deploy", "--json" }, { LOCAL_DIR = false, PG_WORKING_DIR = false })
+    assert.are.equal(3, r.code)
+    assert.are.equal("3", jget("{error,exit_code}"))
+    assert.matches("LOCAL_DIR", jget("{error,message}"), 1, true)
+    assert.are.equal("cluster", jget("{error,step}"))
+  end)
 end)
 
 describe("database init and cleanup", function()

@@ -21,7 +21,7 @@ describe("the db-tool binary", function()
     local r = t.run { "db-tool", "-l", "e=dbtool.errors", "-e", "print(e.BUG)" }
     assert.are.equal("13\n", r.stdout)
     r = t.run { "db-tool", "-v" }
-    assert.matches("^db%-tool %S+ %(Lua 5%.4%)", r.stdout)
+    assert.matches("^db%-tool %S+ %(Lua 5%.4; migrator version 0%.0%.1%)\n$", r.stdout)
     r = t.run { argv = { "db-tool", "-", "q" }, stdin = "print('stdin', ...)" }
     assert.are.equal("stdin\tq\n", r.stdout)
     local dir = t.tmpdir()

@@ -111,7 +111,8 @@ describe("rickdb (CLI, SQLite)", function()
     has(r.stderr, "Error : invalid command 'lsit'; try 'rickdb help'")
     r = run(project(), { "lsit" }) -- no configuration needed to see this
     assert.are.equal(255, r.code)
-    assert.are.equal("Error : invalid command 'lsit'; try 'rickdb help'\n", r.stderr)
+    assert.are.equal("Error : invalid command 'lsit'; try 'rickdb help'\n  hint: did you mean 'list'?\n",
+      r.stderr)
     r = run(dir, { "--bogus", "list" })
     assert.are.equal(255, r.code)
     has(r.stderr, "Error : invalid option '--bogus'; try 'rickdb help'")
@@ -483,7 +484,8 @@ end }
     r = run(dir, { "init", "--no-color" }, { DB_TOOL_TTY = "1" })
     assert.are.equal("Warning : Migration Manager is already installed\n", r.stdout)
     r = run(dir, { "lsit" }, { DB_TOOL_TTY = "1" })
-    assert.are.equal("\27[31mError : invalid command 'lsit'; try 'rickdb help'\27[0m\n", r.stderr)
+    assert.are.equal("\27[31mError : invalid command 'lsit'; try 'rickdb help'\27[0m\n"
+      .. "  hint: did you mean 'list'?\n", r.stderr)
   end)
 
   it("never applies a file twice when two runs race on one SQLite database", function()

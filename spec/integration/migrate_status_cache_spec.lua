@@ -98,7 +98,8 @@ describe("status with the checksum cache", function()
       io.stdout = assert(io.open(out, "w")) -- luacheck: ignore 122
       env.set("DB_URL", url)
       env.set("XDG_CACHE_HOME", cache)
-      local ok, err = pcall(require("dbtool.personality.migrator").main, { "-d", dir .. "/m2", "status" })
+      local ok, err = pcall(require("dbtool.command").main, require("dbtool.personality.migrator"),
+        { "-d", dir .. "/m2", "status" })
       io.stdout:close()
       io.stdout = real -- luacheck: ignore 122
       env.set("DB_URL", nil)

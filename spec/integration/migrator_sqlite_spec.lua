@@ -320,7 +320,7 @@ return {
     t.write(p.dir .. "/db/db-tool.lua", proj)
     local function prun(...)
       return t.run { argv = { "migrator", ... }, cwd = p.dir, env = { DB_URL = p.url, NO_COLOR = "1",
-        DATABASE_DIR = p.dir .. "/db", HOOK_LOG = hooklog, DB_TOOL_TTY = "1" } }
+        DATABASE_DIR = p.dir .. "/db", MIGRATION_DIR = p.mdir, HOOK_LOG = hooklog, DB_TOOL_TTY = "1" } }
     end
     local r = prun("migrate", "up", "2")
     assert.are.equal(0, r.code, r.stderr)

@@ -82,7 +82,7 @@ function M.run(opts)
   local argv = {}
   for i, a in ipairs(opts.argv or opts) do argv[i] = a end
   local builtins = { ["db-tool"] = true, database = true, ["postgres-cleanup"] = true,
-    migrator = true, rickdb = true, ["postgres-init"] = true }
+    migrator = true, rickdb = true, ["postgres-init"] = true, ["db-ops"] = true }
   if builtins[argv[1]] then argv[1] = M.build .. "/" .. argv[1] end
   local dir = M.tmpdir("run")
   local out, err = dir .. "/stdout", dir .. "/stderr"

@@ -5,7 +5,9 @@ local policy = require "dbtool.migrate.policy"
 local layout_dirs = require "dbtool.migrate.layout_dirs"
 local layout_flat = require "dbtool.migrate.layout_flat"
 local store_sqlite = require "dbtool.migrate.store_sqlite"
-local migrator = require "dbtool.personality.migrator"
+local migrator = require "dbtool.migrator.common"
+local command = require "dbtool.command"
+local migrator_program = require "dbtool.personality.migrator"
 local t = require "testutil"
 
 local function recs(...)
@@ -295,20 +297,37 @@ end)
 
 describe("migrator arguments", function()
   it("finds the command anywhere, once (the original's rules)", function()
-    local p = migrator.parse { "--inherits", "x", "-d", "dir", "list", "--raw" }
-    assert.are.equal("list", p.command)
-    assert.are.equal("dir", p.opts.dir)
+    local function plan(argv) return command.prepare(migrator_program, argv) end
+    local p = plan { "--inherits", "x", "-d", "dir", "list", "--raw" }
+    assert.are.equal("list", p.entry.name)
+    assert.are.equal("dir", p.state.globals.dir)
     assert.is_true(p.opts.raw)
-    raises(2, "^ambiguous subcommand, decide list or migrate$", migrator.parse, { "list", "migrate" })
+    raises(2, "^ambiguous subcommand, decide list or migrate$", plan, { "list", "migrate" })
     -- an option's value is not a command word
-    assert.are.equal("create", migrator.parse({ "create", "--name", "list" }).command)
-    assert.are.equal("version", migrator.parse({ "init", "-V" }).action)
-    assert.are.equal("help", migrator.parse({ "--help", "-V" }).action)
-    assert.are.equal("help", migrator.parse({ "help" }).action)
-    raises(3, "%-%-db%-url requires a value", migrator.parse, { "init", "--db-url" })
-    local q = migrator.parse { "migrate", "--db-url=postgresql://x", "up", "--set", "a=1", "-v", "b=2" }
-    assert.are.equal("postgresql://x", q.opts.url)
-    assert.are.same({ "a=1", "b=2" }, q.opts.set)
+    assert.are.equal("create", plan({ "create", "--name", "list" }).entry.name)
+    assert.are.equal("migrate", plan({ "up", "migrate", "all" }).entry.name)
+    assert.are.same({ "up", "all" }, plan({ "up", "migrate", "all" }).opts.args)
+    assert.are.equal("status", plan({ "fetch" }).entry.name)
+    assert.are.equal("version", plan({ "init", "-V" }).action)
+    assert.are.equal("help", plan({ "--help", "-V" }).action)
+    assert.are.equal("help", plan({ "help" }).action)
+    assert.are.equal("migrate", plan({ "help", "migrate" }).topic)
+    local h = plan { "migrate", "--help" }
+    assert.are.equal("help", h.action)
+    assert.are.equal("migrate", h.entry.name)
+    assert.are.equal("none", plan({ "-d", "x" }).action)
+    raises(3, "%-%-db%-url requires a value", plan, { "init", "--db-url" })
+    raises(9, "^migrator: unknown subcommand 'mgirate'$", plan, { "mgirate" })
+    raises(9, "^list argument %-%-wat does not exists$", plan, { "list", "--wat" })
+    raises(9, "^create argument %-%-raw does not exists$", plan, { "create", "--raw" })
+    raises(9, "^list subcommand extra does not exists$", plan, { "list", "extra" })
+    local q = plan { "migrate", "--db-url=postgresql://x", "up", "--set", "a=1", "-v", "b=2" }
+    assert.are.equal("postgresql://x", q.state.globals.url)
+    assert.are.same({ "a=1", "b=2" }, q.state.globals.set)
+    assert.are.same({ "up" }, q.opts.args)
+    -- unknown options of migrate are reported with the direction, exit 1 (the original's)
+    local u = plan { "migrate", "down", "-1" }
+    assert.are.same({ "-1" }, u.opts.unknown)
   end)
 
   it("reads migrate directions and their arguments", function()
@@ -322,7 +341,12 @@ describe("migrator arguments", function()
     raises(1, "^up argument not a number or 'all'$", migrator.migrate_target, { "up", "x" }, {})
     raises(1, "^`migrate up` argument %-x does not exists$", migrator.migrate_target, { "up" }, { "-x" })
     raises(1, "^`migrate down` argument %-1 does not exists$", migrator.migrate_target, { "down" }, { "-1" })
-    raises(1, "^down argument not a number$", migrator.migrate_target, { "down", "all" }, {})
+    raises(1, "^down argument not a number$", migrator.migrate_target, { "down", "x" }, {})
+    -- down all: every applied migration (the original refused it)
+    assert.are.same({ kind = "to", index = 0, all = true }, migrator.migrate_target({ "down", "all" }, {}))
+    -- a word that is no direction: exit 9 with the nearest one (not "missing direction", 3)
+    local e = raises(9, "^migrate: unknown direction 'upp'", migrator.migrate_target, { "upp", "all" }, {})
+    assert.matches("did you mean 'up'?", e.hint, 1, true)
     raises(1, "^no migration name specified$", migrator.migrate_target, { "to" }, {})
     raises(1, "^`migrate to` too many arguments$", migrator.migrate_target, { "to", "a", "b" }, {})
     raises(3, "missing direction", migrator.migrate_target, {}, {})

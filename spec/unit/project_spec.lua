@@ -112,6 +112,9 @@ describe("dbtool.project", function()
       ["return {\n\n settings = { checksum = 'md5' } }"] = { 3, "checksum: must be" },
       ["return {\n settings = { log_level = 'loud' } }"] = { 2, "invalid HECTIC_LOG entry 'loud'" },
       ["return {\n commands = {\n  ['bad name'] = print } }"] = { 3, "invalid command name 'bad name'" },
+      ["return {\n commands = {\n  ['migrator a b'] = print } }"] =
+        { 3, "invalid command name 'migrator a b'" },
+      ["return {\n commands = {\n  ['rickdb -x'] = print } }"] = { 3, "invalid command name 'rickdb %-x'" },
       ["return {\n commands = {\n  x = { run = print, options = { 'o' } } } }"] = { 3, "options%[1%] must" },
       ["return { hooks = 3 }"] = { 1, "hooks must be a table" },
     } do

@@ -3,6 +3,7 @@
 local t = require "testutil"
 local config = require "dbtool.rickdb.config"
 local rickdb = require "dbtool.personality.rickdb"
+local command = require "dbtool.command"
 
 local function raises(code, pat, f, ...)
   local ok, e = pcall(f, ...)
@@ -187,30 +188,37 @@ end)
 
 describe("rickdb arguments", function()
   it("dispatches [database] <command> [args] like rick_db", function()
-    assert.are.same({ command = "help", args = {} }, rickdb.dispatch {})
-    assert.are.same({ command = "list", args = {} }, rickdb.dispatch { "list" })
-    assert.are.same({ command = "check", args = { "m/", "x" } }, rickdb.dispatch { "check", "m/", "x" })
-    assert.are.same({ db = "app", command = "migrate", args = { "m" } }, rickdb.dispatch { "app", "migrate",
-      "m" })
-    assert.are.same({ invalid = "lsit", args = {} }, rickdb.dispatch { "lsit" })
-    assert.are.same({ db = "app", invalid = "lsit", args = {} }, rickdb.dispatch { "app", "lsit" })
+    local function plan(argv)
+      local p = command.prepare(rickdb, argv)
+      return { action = p.action, command = p.entry and p.entry.name, db = p.state.globals.database,
+        args = p.opts and p.opts.positional or p.rest }
+    end
+    assert.are.same({ action = "none", args = {} }, plan {})
+    assert.are.same({ action = "run", command = "list", args = {} }, plan { "list" })
+    assert.are.same({ action = "run", command = "check", args = { "m/", "x" } }, plan { "check", "m/", "x" })
+    assert.are.same({ action = "run", db = "app", command = "migrate", args = { "m" } },
+      plan { "app", "migrate", "m" })
+    raises(255, "invalid command 'lsit'; try 'rickdb help'", plan, { "lsit" })
     -- command names win over database names (as in rick_db)
-    assert.are.same({ command = "list", args = { "init" } }, rickdb.dispatch { "list", "init" })
+    assert.are.same({ action = "run", command = "list", args = { "init" } }, plan { "list", "init" })
   end)
 
   it("takes options anywhere and rejects unknown ones (exit 255)", function()
-    local opts, words = rickdb.parse { "--config", "c.toml", "app", "check", "--json", "m", "--exit-code" }
-    assert.are.same({ "app", "check", "m" }, words)
-    assert.are.equal("c.toml", opts.config)
-    assert.is_true(opts.json)
-    assert.is_true(opts.exit_code)
-    opts, words = rickdb.parse { "--config=x.toml", "dto", "-f", "--", "--weird", "out.py" }
-    assert.are.equal("x.toml", opts.config)
-    assert.is_true(opts.force)
-    assert.are.same({ "dto", "--weird", "out.py" }, words)
-    raises(255, "invalid option '--bogus'; try 'rickdb help'", rickdb.parse, { "--bogus" })
-    raises(255, "option --config needs a value", rickdb.parse, { "list", "--config" })
-    raises(255, "option --json takes no value", rickdb.parse, { "--json=1" })
+    local function plan(argv) return command.prepare(rickdb, argv) end
+    local p = plan { "--config", "c.toml", "app", "check", "--json", "m", "--exit-code" }
+    assert.are.same({ "m" }, p.opts.positional)
+    assert.are.equal("app", p.state.globals.database)
+    assert.are.equal("c.toml", p.state.globals.config)
+    assert.is_true(p.opts.json)
+    assert.is_true(p.opts.exit_code)
+    p = plan { "--config=x.toml", "dto", "-f", "--", "--weird", "out.py" }
+    assert.are.equal("x.toml", p.state.globals.config)
+    assert.is_true(p.opts.force)
+    assert.are.same({ "--weird", "out.py" }, p.opts.positional)
+    raises(255, "invalid option '--bogus'; try 'rickdb help'", plan, { "--bogus", "list" })
+    raises(255, "option --config needs a value", plan, { "list", "--config" })
+    raises(255, "option --json takes no value", plan, { "list", "--json=1" })
+    raises(255, "option --json does not apply to 'init'", plan, { "init", "--json" })
   end)
 
   it("prints rick_db's help listing and per-command help", function()

@@ -16,7 +16,8 @@ local M = {
 
 The files are those of PG_LOG_PATH when set, else $PG_WORKING_DIR/data/log (the logging
 collector's postgresql-<date>.log files and postmaster.log, the server's start-up output).
-On a terminal the output goes through $PAGER (default less -R); piped, it is printed.
+On a terminal the output goes through the pager (DB_TOOL_PAGER, PAGER, default less -FRX;
+--no-pager: none); piped, it is printed.
 Exit status: 1 when no file matches, 2 when NAME matches several files.]],
 }
 

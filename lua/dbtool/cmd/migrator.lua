@@ -2,7 +2,8 @@
 -- `database` did: MIGRATION_DIR (default $DATABASE_DIR/migration) and DB_URL (-u URL, else
 -- DB_URL, PGURL, DATABASE_URL, else the running local cluster, else libpq's environment:
 -- dbtool.db.resolve), log lines prefixed `db migrator`.
--- Arguments are passed through untouched and the exit code is migrator's.
+-- The arguments go to the `migrator` command group itself (dbtool.personality.migrator), so
+-- its commands — and a project's overrides of them — are the same; the exit code is migrator's.
 local M = {
   name = "migrator",
   summary = "run migrator (migrations) with the project's MIGRATION_DIR and DB_URL",
@@ -16,7 +17,8 @@ function M.run(ctx, args)
   local url, source = require("dbtool.db").resolve { url = ctx.url, migrator = true, cluster = true }
   if url and source ~= "libpq" then env.set("DB_URL", url) end
   env.set("HECTIC_NAMESPACE", "db migrator")
-  return require("dbtool.personality.migrator").main(args)
+  local command = require "dbtool.command"
+  return command.dispatch(require "dbtool.personality.migrator", args)
 end
 
 return M

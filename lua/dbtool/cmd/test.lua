@@ -2,11 +2,12 @@
 local M = {
   name = "test",
   summary = "run test SQL files (pgTAP or plain) inside BEGIN … ROLLBACK; TAP, JUnit",
-  usage = "database test [--tap] [--junit FILE] [-j N] [PATH...]",
+  usage = "database test [--tap | --json] [--junit FILE] [-j N] [PATH...]",
   options = {
     { "--tap", help = "TAP 13 on stdout: a test point per pgTAP assertion, per statement for plain SQL" },
     { "--junit", arg = "FILE", help = "also write a JUnit XML report to FILE" },
     { "-j", "--jobs", arg = "N", help = "run N files at a time, each in its own copy of the database" },
+    { "--json", help = "print one JSON document with every file's results at the end (only that on stdout)" },
   },
   rest = "PATH",
   messages = { unknown = "%s argument %s does not exist", unexpected = "%s subcommand %s does not exist" },
@@ -29,6 +30,9 @@ with file:line and the message, the scripts' output in <system-out>.
 -j N runs N files at a time, each in a database of its own cloned from the target
 (CREATE DATABASE … TEMPLATE; needs CREATEDB and no other session on it) and dropped
 afterwards, so files cannot see or block each other: the verdicts are those of -j 1.
+--json prints one JSON document on stdout when the run ends (script output and pgTAP's lines
+go to stderr): schema_version, ok, exit_code, and `tests` with every file's test points
+(ok, description, file, line, message, sqlstate), its output and its error as data.
 Database: -u URL, else PGURL, else DB_URL, else the running local cluster (exit 3 if none).
 Exit status: 0 every file passed, 1 a test failed or a file is missing, 9 bad arguments.]],
 }
@@ -46,9 +50,20 @@ function M.jobs(s)
 end
 
 function M.run(ctx, opts)
-  local summary = require("dbtool.testrun").run(ctx, { paths = opts.args, tap = opts.tap, junit = opts.junit,
-    jobs = M.jobs(opts.jobs) })
-  return summary.passed and 0 or 1
+  local errors = require "dbtool.errors"
+  local jobs = M.jobs(opts.jobs)
+  if opts.json and opts.tap then
+    errors.raise(errors.AMBIGUOUS, "database test: --json and --tap both write to stdout",
+      { hint = "pick one" })
+  end
+  local function go(doc)
+    local passed, summary = require("dbtool.workflow").test(ctx, { paths = opts.args, tap = opts.tap,
+      junit = opts.junit, jobs = jobs })
+    if doc then doc.tests = require("dbtool.report").tests(summary) end
+    return passed and 0 or 1
+  end
+  if not opts.json then return go() end
+  return require("dbtool.report").run("database test", go)
 end
 
 return M

@@ -691,6 +691,14 @@ function Engine:prepare(plan)
         "expected either " .. a .. (b and (" or " .. b) or ""))
     end
     s.script = script
+    -- a FIFO would block the open, a device (a link to /dev/zero) never end the read
+    local stat = require "posix.sys.stat"
+    local st = stat.stat(script)
+    if st and stat.S_ISREG(st.st_mode) == 0 then
+      errors.raise(errors.MISSING, "the " .. s.direction .. " script of " .. errors.printable(m.name)
+        .. " is not a regular file", { where = errors.printable(script),
+          hint = "a migration script must be a file (or a link to one); nothing was applied" })
+    end
     local f = io.open(script, "rb")
     if not f then fail("cannot read " .. script) end
     local first = f:read("l")

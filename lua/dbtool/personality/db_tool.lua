@@ -1,6 +1,6 @@
 -- `db-tool`: the umbrella program and a Lua interpreter with the whole API loaded.
 --
---   db-tool <personality> ...      database, postgres-init, postgres-cleanup, migrator, rickdb
+--   db-tool <personality> ...      database, postgres-init, postgres-cleanup, migrator, rickdb, db-ops
 --   db-tool run FILE.lua [ARGS]    run a project script
 --   db-tool sql ...                shorthand for `database sql ...`
 --   db-tool [-e STAT] [-l MOD] [-v] [-E] [-W] [SCRIPT [ARGS] | - | --]
@@ -9,13 +9,32 @@ local cli = require "dbtool.cli"
 local core = require "dbtool.core"
 local errors = require "dbtool.errors"
 
-local M = {}
+local M = {
+  name = "db-tool",
+  summary = "the db-tool programs, and a Lua 5.4 interpreter with the db-tool API",
+  usage = "db-tool <program> [args]\ndb-tool run FILE.lua [args]\ndb-tool sql FILE [-v NAME=VALUE]...\n"
+    .. "db-tool completion bash|zsh|fish\ndb-tool [-e STAT] [-l MOD] [-v] [-E] [-W] [script [args] | - | --]",
+  environment = {
+    { "LUA_INIT_5_4, LUA_INIT", "Lua code (or @FILE) run before the script, as lua does (-E: not)" },
+    { "DATABASE_DIR, LOCAL_DIR", "the project: modules in $DATABASE_DIR/lua/ come first" },
+    { "DB_TOOL_LUA_PATH", "extra Lua module directories (after the project's, before the built-ins)" },
+    { "DB_TOOL_DEBUG", "tracebacks of internal errors" },
+  },
+  exit_codes = {
+    { 0, "ok (run: the script's return value, an integer, is the exit code; false is 1)" },
+    { 1, "a Lua error in the script, an unknown interpreter option" },
+    { 13, "program bug" },
+  },
+}
 
 local HELP = [==[
 Usage: db-tool <program> [args]        program: database, postgres-init, postgres-cleanup,
-                                                migrator, rickdb
+                                                migrator, rickdb, db-ops
        db-tool run FILE.lua [args]     run a script with the db-tool Lua API
        db-tool sql FILE [-v N=V]...    run a psql script (same as `database sql`)
+       db-tool completion bash|zsh|fish
+                                       print the shell completion script of every program
+       db-tool -V, --version           print the version (every program: -V, --version)
        db-tool [options] [script [args]]
                                        Lua 5.4 interpreter with the API (`require "dbtool"`)
 
@@ -26,11 +45,11 @@ Interpreter options (as lua):
   -         execute stdin and stop handling options
 
 Symlinks or copies of the binary named database, postgres-init, postgres-cleanup,
-migrator or rickdb behave as `db-tool <name>`.
+migrator, rickdb or db-ops behave as `db-tool <name>`.
 ]==]
 
 local function version_line()
-  return "db-tool " .. core.version .. " (" .. _VERSION .. ")"
+  return require("dbtool.command").version_line()
 end
 
 -- Errors raised by user code: structured ones are reported like commands do; anything else
@@ -67,86 +86,80 @@ local function do_require(spec)
   return ok, err
 end
 
+-- lua's command line: options up to the script name (-e/-l in order), then the script's own
+M.INTERPRETER = {
+  name = "db-tool",
+  usage = "db-tool [options] [script [args]]",
+  summary = "Lua 5.4 interpreter with the db-tool API (`require \"dbtool\"`)",
+  no_help = true,
+  stop_at_positional = true,
+  options = {
+    { "-e", arg = "STAT", list = "actions", help = "execute string STAT" },
+    { "-l", arg = "MOD", list = "actions", help = "require MOD into global MOD (-l g=MOD too)" },
+    { "-v", key = "version", help = "show version information" },
+    { "-E", key = "ignore_env", help = "ignore LUA_INIT" },
+    { "-W", key = "warnings", help = "turn warnings on" },
+    { "-i", key = "interactive", hidden = true },
+  },
+  messages = {
+    unknown = function(_, a) return "unrecognized option '" .. a .. "'" end,
+    missing = function(_, flag) return "'" .. flag .. "' needs argument" end,
+  },
+}
+
+M.HELP = HELP
+M.options = M.INTERPRETER.options
+
 --- Lua-compatible interpreter. argv as given after the program name. With `use_result`
 --- (db-tool run), the script's return value is the exit code: an integer as is, false → 1.
 function M.interpret(argv, progname, use_result)
-  local i, script = 1, nil
-  local actions = {}
-  local ignore_env = false
-  local version_only = false
-  while i <= #argv do
-    local a = argv[i]
-    if a == "--" then
-      i = i + 1
-      script = argv[i]
-      break
-    elseif a == "-" then
-      script = "-"
-      break
-    elseif a == "-e" or a == "-l" then
-      local v = argv[i + 1]
-      if v == nil then
-        io.stderr:write("db-tool: '", a, "' needs argument\n")
-        return 1
-      end
-      actions[#actions + 1] = { a, v }
-      i = i + 2
-    elseif a:match("^%-e.") or a:match("^%-l.") then
-      actions[#actions + 1] = { a:sub(1, 2), a:sub(3) }
-      i = i + 1
-    elseif a == "-v" then
-      version_only = true
-      i = i + 1
-    elseif a == "-E" then
-      ignore_env = true
-      i = i + 1
-    elseif a == "-W" then
-      warn("@on")
-      i = i + 1
-    elseif a == "-i" then
-      io.stderr:write("db-tool: interactive mode (-i) is not supported\n")
-      return 1
-    elseif a:sub(1, 1) == "-" then
-      io.stderr:write("db-tool: unrecognized option '", a, "'\n", HELP)
-      return 1
-    else
-      script = a
-      break
-    end
+  local command = require "dbtool.command"
+  local ok, opts = errors.try(command.parse, M.INTERPRETER, argv)
+  if not ok then
+    if opts.bug then error(opts, 0) end
+    io.stderr:write("db-tool: ", opts.msg, "\n")
+    if opts.msg:find("unrecognized", 1, true) then io.stderr:write(HELP) end
+    return 1
   end
+  if opts.interactive then
+    io.stderr:write("db-tool: interactive mode (-i) is not supported\n")
+    return 1
+  end
+  if opts.warnings then warn("@on") end
+  local actions = opts.actions or {}
+  local script = opts.args[1]
+  local script_index = opts.rest_index or (#argv + 1)
   -- global `arg` as lua.c builds it: script at 0, interpreter args below, script args above
-  local script_index = script and i or #argv + 1
   local arg = {}
   arg[-script_index] = progname
   for j = 1, #argv do arg[j - script_index] = argv[j] end
   _G.arg = arg
-  if version_only then io.stdout:write(version_line(), "\n") end
-  if not ignore_env then
+  if opts.version then io.stdout:write(version_line(), "\n") end
+  if not opts.ignore_env then
     local init = os.getenv("LUA_INIT_5_4") or os.getenv("LUA_INIT")
     if init and init ~= "" then
       local f, err
       if init:sub(1, 1) == "@" then f, err = loadfile(init:sub(2)) else f, err = load(init, "=LUA_INIT") end
       f = load_chunk(f, err)
       if not f then return 1 end
-      local ok, code = run_chunk(f)
-      if not ok then return code end
+      local okc, code = run_chunk(f)
+      if not okc then return code end
     end
   end
   for _, act in ipairs(actions) do
-    local ok, code
+    local okc, code
     if act[1] == "-e" then
       local f = load_chunk(load(act[2], "=(command line)"))
       if not f then return 1 end
-      ok, code = run_chunk(f)
+      okc, code = run_chunk(f)
     else
-      ok, code = do_require(act[2])
+      okc, code = do_require(act[2])
     end
-    if not ok then return code end
+    if not okc then return code end
   end
   if script == nil then
-    if #actions == 0 and not version_only then
-      local unistd = require "posix.unistd"
-      if unistd.isatty(0) == 1 then
+    if #actions == 0 and not opts.version then
+      if core.isatty(0) then
         io.stdout:write(version_line(), "\n", HELP)
         return 0
       end
@@ -159,8 +172,8 @@ function M.interpret(argv, progname, use_result)
   if script == "-" then f, err = load(io.stdin:read("a"), "=stdin") else f, err = loadfile(script) end
   f = load_chunk(f, err)
   if not f then return 1 end
-  local ok, code = run_chunk(f, table.unpack(arg, 1))
-  if not ok then return code end
+  local okc, code = run_chunk(f, table.unpack(arg, 1))
+  if not okc then return code end
   if use_result then
     if math.type(code) == "integer" then return code end
     if code == false then return 1 end
@@ -188,10 +201,16 @@ function M.main(argv)
     return M.interpret({ table.unpack(argv, 2) }, progname, true)
   elseif first == "sql" then
     return cli.run("database", argv)
+  elseif first == "completion" then
+    return require("dbtool.command").main(require("dbtool.complete").SPEC, { table.unpack(argv, 2) })
+  elseif first == "__complete" then
+    return require("dbtool.complete").complete_main({ table.unpack(argv, 2) })
+  elseif first == "__man" then
+    return require("dbtool.manpage").main({ table.unpack(argv, 2) })
   elseif first == "help" or first == "--help" or first == "-h" then
     io.stdout:write(HELP)
     return 0
-  elseif first == "--version" then
+  elseif first == "--version" or first == "-V" then
     io.stdout:write(version_line(), "\n")
     return 0
   end
