@@ -206,7 +206,16 @@ describe("migrator conveniences", function()
     assert.are.same({ "exited", 0 }, { starter:wait(60) }, t.read(dir .. "/starter.log"))
     assert.are.equal(0, r.code, r.out)
     has(r.stdout, "3 pending")
+    -- database sql --wait, the server up
+    local sql = t.run { argv = { "database", "-u", url, "sql", "--wait=5", "-p", "-c", "SELECT 40 + 2" },
+      env = { NO_COLOR = "1", LOCAL_DIR = false } }
+    assert.are.equal(0, sql.code, sql.stderr)
+    has(sql.stdout, "42")
     require("dbtool.cluster").stop(dir, { mode = "immediate" })
+    sql = t.run { argv = { "database", "-u", url, "sql", "--wait=1", "-c", "SELECT 1" },
+      env = { NO_COLOR = "1", LOCAL_DIR = false } }
+    assert.are.equal(1, sql.code, sql.stderr)
+    has(sql.stderr, "did not accept connections within 1 s")
     -- nothing comes: exit 1 after the wait, saying so
     r = migrator(m, url, "migrate", "up", "all", "--wait=1")
     assert.are.equal(1, r.code, r.out)
