@@ -9,6 +9,7 @@
  *   conn:exec(sql)              simple query (may hold several statements) → last result
  *   conn:exec(sql, p1, ...)     one statement with parameters $1.. (nil → NULL) → result
  *   conn:send_query(sql)        send without waiting; then conn:get_result() until nil
+ *   conn:busy()                 → true while a sent query's result has not arrived
  *   conn:get_result()           → result | nil; errors come back as a result whose
  *                                 status is "FATAL_ERROR" and field `error` (not raised)
  *   conn:put_copy_data(s), conn:put_copy_end([errmsg]), conn:get_copy_data() → s | nil
@@ -18,11 +19,15 @@
  *   conn:transaction_status(), conn:status(), conn:server_version(), conn:backend_pid(),
  *   conn:parameter_status(name),
  *   conn:info() → {db=, user=, host=, port=}, conn:cancel(), conn:close()
+ *   conn:conninfo() → {keyword = value}: every option the connection uses (PQconninfo,
+ *                     the password included: for \connect's reuse, never to be printed)
+ *   conn:get_result(true)       the same, every value as the server's text (no conversion)
  *
  * A result is a table: rows at 1..n (each keyed by column name and by position), plus
  * n, fields, types, status ("TUPLES_OK", "COMMAND_OK", "COPY_IN", ...), command (the
- * command tag) and affected (rows affected, or nil). NULL → nil; int2/int4/int8/oid →
- * integers; float4/float8 → numbers; bool → booleans; everything else → strings.
+ * command tag), affected (rows affected, or nil) and, for COPY_IN/COPY_OUT, binary.
+ * NULL → nil; int2/int4/int8/oid → integers; float4/float8 → numbers; bool → booleans;
+ * everything else → strings (get_result(true): every value a string).
  *
  * Database errors are raised as structured errors (metatable dbtool.error) carrying every
  * PG_DIAG_* field: msg, severity, sqlstate, detail, hint, position, internal_position,
@@ -50,13 +55,16 @@
  */
 #define PG_LIB_FUNCS(X) \
   X(PQbackendPID) \
+  X(PQbinaryTuples) \
   X(PQcancel) \
   X(PQclear) \
   X(PQclientEncoding) \
+  X(PQconsumeInput) \
   X(PQcmdStatus) \
   X(PQcmdTuples) \
   X(PQconnectdb) \
   X(PQconnectdbParams) \
+  X(PQconninfo) \
   X(PQconninfoFree) \
   X(PQconninfoParse) \
   X(PQdb) \
@@ -77,6 +85,7 @@
   X(PQgetlength) \
   X(PQgetvalue) \
   X(PQhost) \
+  X(PQisBusy) \
   X(PQlibVersion) \
   X(PQnfields) \
   X(PQntuples) \
@@ -125,13 +134,16 @@ static void pg_lib_load(lua_State *L) {
 }
 
 #define PQbackendPID pg_lib.PQbackendPID
+#define PQbinaryTuples pg_lib.PQbinaryTuples
 #define PQcancel pg_lib.PQcancel
 #define PQclear pg_lib.PQclear
 #define PQclientEncoding pg_lib.PQclientEncoding
+#define PQconsumeInput pg_lib.PQconsumeInput
 #define PQcmdStatus pg_lib.PQcmdStatus
 #define PQcmdTuples pg_lib.PQcmdTuples
 #define PQconnectdb pg_lib.PQconnectdb
 #define PQconnectdbParams pg_lib.PQconnectdbParams
+#define PQconninfo pg_lib.PQconninfo
 #define PQconninfoFree pg_lib.PQconninfoFree
 #define PQconninfoParse pg_lib.PQconninfoParse
 #define PQdb pg_lib.PQdb
@@ -152,6 +164,7 @@ static void pg_lib_load(lua_State *L) {
 #define PQgetlength pg_lib.PQgetlength
 #define PQgetvalue pg_lib.PQgetvalue
 #define PQhost pg_lib.PQhost
+#define PQisBusy pg_lib.PQisBusy
 #define PQlibVersion pg_lib.PQlibVersion
 #define PQnfields pg_lib.PQnfields
 #define PQntuples pg_lib.PQntuples
@@ -190,6 +203,7 @@ typedef struct pg_Conn {
   PGcancel *cancel;
   PGresult *pending;    /* result being converted; freed on the next call or close */
   char *scratch;        /* libpq-allocated buffer being pushed; same */
+  PQconninfoOption *cinfo; /* PQconninfo() array being pushed; same */
   lua_State *L;         /* state of the call in progress (for the notice receiver) */
   int notice_error;     /* a notice handler raised: re-raise after the libpq call */
 } pg_Conn;
@@ -222,6 +236,10 @@ static void pg_release(pg_Conn *c) {
   if (c->scratch != NULL) {
     PQfreemem(c->scratch);
     c->scratch = NULL;
+  }
+  if (c->cinfo != NULL) {
+    PQconninfoFree(c->cinfo);
+    c->cinfo = NULL;
   }
 }
 
@@ -321,9 +339,10 @@ static void pg_before_call(pg_Conn *c) {
 
 /* ---------------------------------------------------------------- results */
 
-static void pg_push_value(lua_State *L, const PGresult *res, int row, int col, Oid type) {
+static void pg_push_value(lua_State *L, const PGresult *res, int row, int col, Oid type,
+                          int text) {
   const char *v = PQgetvalue(res, row, col);
-  switch (type) {
+  switch (text ? 0 : type) {
     case PG_INT2OID:
     case PG_INT4OID:
     case PG_INT8OID:
@@ -347,8 +366,8 @@ static const char *pg_status_name(ExecStatusType st) {
   return strncmp(s, "PGRES_", 6) == 0 ? s + 6 : s;
 }
 
-/* Convert c->pending into a Lua table; frees it. */
-static void pg_push_result(lua_State *L, pg_Conn *c) {
+/* Convert c->pending into a Lua table; frees it. text: every value as the server's text. */
+static void pg_push_result(lua_State *L, pg_Conn *c, int text) {
   PGresult *res = c->pending;
   int nrows = PQntuples(res), ncols = PQnfields(res), r, k;
   ExecStatusType st = PQresultStatus(res);
@@ -365,6 +384,10 @@ static void pg_push_result(lua_State *L, pg_Conn *c) {
   }
   lua_pushinteger(L, nrows);
   lua_setfield(L, -2, "n");
+  if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+    lua_pushboolean(L, PQbinaryTuples(res));
+    lua_setfield(L, -2, "binary");
+  }
   if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
     pg_push_error(L, c, res);
     lua_setfield(L, -2, "error");
@@ -387,7 +410,7 @@ static void pg_push_result(lua_State *L, pg_Conn *c) {
     for (k = 0; k < ncols; k++) {
       if (PQgetisnull(res, r, k))
         continue;
-      pg_push_value(L, res, r, k, PQftype(res, k));
+      pg_push_value(L, res, r, k, PQftype(res, k), text);
       lua_pushvalue(L, -1);
       lua_rawseti(L, -3, k + 1);
       lua_setfield(L, -2, PQfname(res, k));
@@ -625,7 +648,7 @@ static int pg_m_exec(lua_State *L) {
   }
   if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR || st == PGRES_BAD_RESPONSE)
     return pg_raise_pending(L, c);
-  pg_push_result(L, c);
+  pg_push_result(L, c, 0);
   return 1;
 }
 
@@ -650,7 +673,16 @@ static int pg_m_get_result(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  pg_push_result(L, c);
+  pg_push_result(L, c, lua_toboolean(L, 2));
+  return 1;
+}
+
+/* conn:busy() → true while the result of a query sent with send_query has not arrived yet:
+   reads what the server sent so far, never blocks. false when get_result would not wait
+   (also when the connection broke: get_result then reports it). */
+static int pg_m_busy(lua_State *L) {
+  pg_Conn *c = pg_check(L, 1);
+  lua_pushboolean(L, PQconsumeInput(c->conn) != 0 && PQisBusy(c->conn) != 0);
   return 1;
 }
 
@@ -809,6 +841,25 @@ static int pg_m_info(lua_State *L) {
   return 1;
 }
 
+/* conn:conninfo() → {keyword = value}: the options the connection was made with (as
+ * PQconninfo: defaults resolved, the password included — for reconnecting, never print) */
+static int pg_m_conninfo(lua_State *L) {
+  pg_Conn *c = pg_check(L, 1);
+  PQconninfoOption *o;
+  pg_release(c);
+  c->cinfo = PQconninfo(c->conn);
+  if (c->cinfo == NULL)
+    return luaL_error(L, "not enough memory");
+  lua_newtable(L);
+  for (o = c->cinfo; o->keyword != NULL; o++)
+    if (o->val != NULL) {
+      lua_pushstring(L, o->val);
+      lua_setfield(L, -2, o->keyword);
+    }
+  pg_release(c);
+  return 1;
+}
+
 static int pg_m_cancel(lua_State *L) {
   pg_Conn *c = pg_check(L, 1);
   char errbuf[256];
@@ -858,6 +909,7 @@ static const luaL_Reg pg_methods[] = {
   {"exec", pg_m_exec},
   {"send_query", pg_m_send_query},
   {"get_result", pg_m_get_result},
+  {"busy", pg_m_busy},
   {"put_copy_data", pg_m_put_copy_data},
   {"put_copy_end", pg_m_put_copy_end},
   {"get_copy_data", pg_m_get_copy_data},
@@ -870,6 +922,7 @@ static const luaL_Reg pg_methods[] = {
   {"backend_pid", pg_m_backend_pid},
   {"parameter_status", pg_m_parameter_status},
   {"info", pg_m_info},
+  {"conninfo", pg_m_conninfo},
   {"cancel", pg_m_cancel},
   {"close", pg_m_close},
   {"closed", pg_m_closed},

@@ -15,6 +15,9 @@
  *                   "ident" (:"name"), "test" (:{?name}); name without decoration
  *           "esc"   `\;` or `\:` at p: the character buf[p+1] belongs to the statement
  *                   verbatim (no statement end, no variable); resume at p + 2
+ *           "blank" the '\n' at p ends an empty line inside a begun statement, outside
+ *                   quotes and comments: psql skips such lines, so the caller leaves this
+ *                   newline out of the statement text; resume at p + 1
  *           "more"  the token at p may continue past the end of buf: everything before p
  *                   is consumed; call again with buf[p..] followed by more input
  *           "eof"   the whole buffer is consumed (p = #buf + 1)
@@ -26,6 +29,8 @@
  *   sc:reset()                         forget everything (new script)
  *   sc:set_std_strings(bool)           standard_conforming_strings as reported by the server
  *   sc:set_paren(n)                    set the parenthesis depth (after a skipped \if branch)
+ *   sc:newline()                       as if a newline had just been read outside quotes (the
+ *                                      caller joined lines around COPY data it took out)
  *   sc:state() → {state =, paren =, begin =, comment =, started =, tag =}
  *   sqlscan.newlines(s [, i [, j]]) → count of '\n' in s[i..j], position of the last one or nil
  *   sqlscan.copy_scan(s [, i [, eof]]) → found, data_end, resume
@@ -62,6 +67,7 @@ typedef struct ss_Scanner {
   int begin;        /* BEGIN ... END depth inside CREATE FUNCTION/PROCEDURE */
   int xcdepth;      /* comment nesting */
   int started;      /* the current statement has begun */
+  int nl;           /* the last character consumed outside quotes was a newline */
   int idcount;      /* identifiers seen in the current statement */
   char ids[4];      /* first letters of the leading CREATE/OR/REPLACE/FUNCTION/PROCEDURE */
   char *tag;        /* dollar-quote tag (without the dollars) */
@@ -81,6 +87,7 @@ static void ss_newstmt(ss_Scanner *s) {
 
 static void ss_resetall(ss_Scanner *s) {
   s->state = ST_SQL;
+  s->nl = 0;
   s->xcdepth = 0;
   s->taglen = 0;
   ss_newstmt(s);
@@ -250,8 +257,16 @@ static int ss_scan(lua_State *L) {
     switch (s->state) {
     case ST_SQL: {
       int c = b[i];
+      if (c == '\n') {
+        /* an empty line (psql reads line by line and skips those outside quotes) */
+        if (s->nl && s->started) return ss_ret(L, s, "blank", i, i, start);
+        s->nl = 1;
+        i++;
+        break;
+      }
+      s->nl = 0;
       switch (c) {
-      case ' ': case '\t': case '\n': case '\r': case '\f': case '\v':
+      case ' ': case '\t': case '\r': case '\f': case '\v':
         i++;
         break;
       case '-':
@@ -590,6 +605,12 @@ static int ss_set_paren(lua_State *L) {
   return 0;
 }
 
+static int ss_newline(lua_State *L) {
+  ss_Scanner *s = ss_check(L);
+  if (s->state == ST_SQL) s->nl = 1;
+  return 0;
+}
+
 static int ss_state(lua_State *L) {
   ss_Scanner *s = ss_check(L);
   lua_createtable(L, 0, 6);
@@ -706,6 +727,7 @@ static const luaL_Reg ss_methods[] = {
   {"reset", ss_reset},
   {"set_std_strings", ss_set_std_strings},
   {"set_paren", ss_set_paren},
+  {"newline", ss_newline},
   {"state", ss_state},
   {NULL, NULL}
 };

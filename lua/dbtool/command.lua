@@ -183,6 +183,19 @@ local function check_choice(opt, value, chain, path, name)
     { hint = join_hints(did_you_mean(value, opt.choices), help_hint(chain, path)) })
 end
 
+--- "--opt=value" → "--opt", "value"; anything else → itself, nil.
+local function split_flag(a)
+  local eq = a:find("=", 3, true)
+  if a:sub(1, 2) == "--" and eq then return a:sub(1, eq - 1), a:sub(eq + 1) end
+  return a, nil
+end
+
+local function missing_value(chain, path, name, flag, opt)
+  errors.raise(usage_code(chain, errors.MISSING),
+    message(chain, "missing", "%s: %s requires a value (%s)", name, flag, opt.arg),
+    { hint = help_hint(chain, path) })
+end
+
 local function store(target, opt, value)
   if opt.list then
     local l = target[opt.list] or {}
@@ -240,7 +253,7 @@ function M.parse(spec, argv, first, o)
       opts.unknown[#opts.unknown + 1] = a
       return
     end
-    local flag = a:match("^([^=]*)=") or a
+    local flag = split_flag(a)
     local other = o.siblings and o.siblings()[flag]
     local hint
     if other then
@@ -256,11 +269,7 @@ function M.parse(spec, argv, first, o)
       message(chain, "unknown", "%s: unknown option '%s'", name, a),
       { hint = join_hints(hint, help_hint(chain, path)) })
   end
-  local function missing(flag, opt)
-    errors.raise(usage_code(chain, errors.MISSING),
-      message(chain, "missing", "%s: %s requires a value (%s)", name, flag, opt.arg),
-      { hint = help_hint(chain, path) })
-  end
+  local function missing(flag, opt) missing_value(chain, path, name, flag, opt) end
   local positional = {}
   local only_positionals = false
   while i <= #argv do
@@ -268,9 +277,7 @@ function M.parse(spec, argv, first, o)
     if not only_positionals and a == "--" then
       only_positionals = true
     elseif not only_positionals and a:sub(1, 1) == "-" and a ~= "-" then
-      local flag, value = a, nil
-      local eq = a:find("=", 3, true)
-      if a:sub(1, 2) == "--" and eq then flag, value = a:sub(1, eq - 1), a:sub(eq + 1) end
+      local flag, value = split_flag(a)
       local opt, target = lookup(flag)
       if opt then
         if opt.arg then
@@ -488,7 +495,9 @@ local function project_module_names(prefix)
   local sub = prefix:gsub("%.$", ""):gsub("%.", "/")
   for _, p in ipairs(loader.paths) do
     local dir = p.path:match("^([^;?]*)/%?%.lua")
-    if dir then
+    local probe = dir and io.open(dir .. "/" .. sub)  -- (luaposix only when there is one)
+    if probe then probe:close() end
+    if probe then
       local ok, dirent = pcall(require, "posix.dirent")
       local okf, files = false, nil
       if ok then okf, files = pcall(dirent.dir, dir .. "/" .. sub) end
@@ -496,8 +505,8 @@ local function project_module_names(prefix)
         for _, f in ipairs(files) do
           local leaf = f:match("^(.+)%.lua$")
           if not leaf and f ~= "." and f ~= ".." then
-            local probe = io.open(dir .. "/" .. sub .. "/" .. f .. "/init.lua")
-            if probe then probe:close(); leaf = f end
+            local init = io.open(dir .. "/" .. sub .. "/" .. f .. "/init.lua")
+            if init then init:close(); leaf = f end
           end
           if leaf and not leaf:find("%.") then names[#names + 1] = prefix .. leaf end
         end
@@ -566,6 +575,21 @@ function M.commands(group, proj)
       summary = mod.summary or (base and base.summary) or "(project command)" }
   end
   return cmds
+end
+
+--- The commands of a group in the order of its help (group.order first, then by name):
+--- names, and the table of M.commands.
+function M.sorted(group, proj)
+  local cmds = M.commands(group, proj)
+  local names = {}
+  for name in pairs(cmds) do names[#names + 1] = name end
+  table.sort(names, function(a, b)
+    local oa, ob = group.order and group.order[a], group.order and group.order[b]
+    if oa and ob then return oa < ob end
+    if oa or ob then return oa ~= nil end
+    return a < b
+  end)
+  return names, cmds
 end
 
 --- Names of a group's commands (sorted), its aliases included.
@@ -667,9 +691,9 @@ function M.version_line()
     .. require("dbtool.migrate").VERSION .. ")"
 end
 
--- The group options in effect at `group` (its own, the standard ones at the top, and the
--- `anywhere` ones of the groups above).
-local function group_options(group, inherited)
+--- The options in effect in `group`: its own, the standard ones (at the top level), and
+--- the `anywhere` ones of the groups above (`inherited`).
+function M.group_options(group, inherited)
   local list = {}
   for _, o in ipairs(group.options or {}) do list[#list + 1] = o end
   local seen = index_of(list)
@@ -686,11 +710,15 @@ local function group_options(group, inherited)
   return list
 end
 
-local function anywhere_of(options)
+local group_options = M.group_options
+
+--- The options of a list that are accepted after a subcommand too.
+function M.anywhere_of(options)
   local out = {}
   for _, o in ipairs(options) do if o.anywhere then out[#out + 1] = o end end
   return out
 end
+local anywhere_of = M.anywhere_of
 
 -- flag → name of the first command of `group` that has it (for "an option of 'list'").
 local function sibling_flags(group, proj, except)
@@ -747,15 +775,7 @@ function M.group_help(group, state)
     add("")
     add(group.description or group.summary)
   end
-  local cmds = M.commands(group, the_project(state))
-  local names = {}
-  for name in pairs(cmds) do names[#names + 1] = name end
-  table.sort(names, function(a, b)
-    local oa, ob = group.order and group.order[a], group.order and group.order[b]
-    if oa and ob then return oa < ob end
-    if oa or ob then return oa ~= nil end
-    return a < b
-  end)
+  local names, cmds = M.sorted(group, the_project(state))
   if #names > 0 then
     add("")
     add(ui.style("bold", (group.commands_title or "Subcommands") .. ":"))
@@ -852,9 +872,7 @@ local function route(group, argv, state)
       if cmdword == nil then cmdword = argv[i]; i = i + 1 end
       break
     elseif a:sub(1, 1) == "-" and a ~= "-" and not is_help_word(group, a) then
-      local flag, value = a, nil
-      local eq = a:find("=", 3, true)
-      if a:sub(1, 2) == "--" and eq then flag, value = a:sub(1, eq - 1), a:sub(eq + 1) end
+      local flag, value = split_flag(a)
       if flag == "-h" or flag == "--help" then return nil, { table.unpack(argv, i + 1) }, "help" end
       local opt = gidx[flag]
       if opt then
@@ -862,11 +880,7 @@ local function route(group, argv, state)
           if value == nil then
             i = i + 1
             value = argv[i]
-            if value == nil then
-              errors.raise(usage_code(state.chain, errors.MISSING),
-                message(state.chain, "missing", "%s: %s requires a value (%s)", state.path, flag, opt.arg),
-                { hint = help_hint(state.chain, state.path) })
-            end
+            if value == nil then missing_value(state.chain, state.path, state.path, flag, opt) end
           end
           check_choice(opt, value, state.chain, state.path, state.path)
           store(state.globals, opt, value)
@@ -995,19 +1009,13 @@ function M.prepare(group, argv, parent)
         for j = k, #rest do opts[#opts + 1] = rest[j] end
         break
       end
-      local flag, value = a, nil
-      local eq = a:find("=", 3, true)
-      if a:sub(1, 2) == "--" and eq then flag, value = a:sub(1, eq - 1), a:sub(eq + 1) end
+      local flag, value = split_flag(a)
       local opt = aidx[flag]
       if opt and opt.key ~= "version" then
         if opt.arg and value == nil then
           k = k + 1
           value = rest[k]
-          if value == nil then
-            errors.raise(usage_code(state.chain, errors.MISSING),
-              message(state.chain, "missing", "%s: %s requires a value (%s)", state.path, flag, opt.arg),
-              { hint = help_hint(state.chain, state.path) })
-          end
+          if value == nil then missing_value(state.chain, state.path, state.path, flag, opt) end
         end
         store(state.globals, opt, opt.arg and value or true)
       else

@@ -61,22 +61,8 @@ local function options_at(spec, globals)
   return list
 end
 
-local function anywhere(list)
-  local out = {}
-  for _, o in ipairs(list) do if o.anywhere then out[#out + 1] = o end end
-  return out
-end
-
-local function group_options(group, inherited)
-  local list = {}
-  for _, o in ipairs(group.options or {}) do list[#list + 1] = o end
-  if inherited then
-    for _, o in ipairs(inherited) do list[#list + 1] = o end
-  elseif not group.no_standard then
-    for _, o in ipairs(command.STANDARD) do list[#list + 1] = o end
-  end
-  return list
-end
+local anywhere = command.anywhere_of
+local group_options = command.group_options
 
 local function project()
   local ok, p = pcall(function() return require("dbtool.project").load() end)
@@ -189,7 +175,14 @@ function M.candidates(words)
     return list
   end
   local p = (level.positionals or {})[#positional + 1]
-  if p then option_values(p, add, { globals = globals }) end
+  if p then
+    -- a positional named for a path completes paths (file, path, backup)
+    if not p.complete and not p.choices and (p[1] == "file" or p[1] == "path" or p[1] == "backup") then
+      add("::files")
+    else
+      option_values(p, add, { globals = globals })
+    end
+  end
   return list
 end
 

@@ -75,19 +75,6 @@ local function rows(add, title, list, bold)
   end
 end
 
-local function sorted_commands(group, proj)
-  local cmds = command.commands(group, proj)
-  local names = {}
-  for name in pairs(cmds) do names[#names + 1] = name end
-  table.sort(names, function(a, b)
-    local oa, ob = group.order and group.order[a], group.order and group.order[b]
-    if oa and ob then return oa < ob end
-    if oa or ob then return oa ~= nil end
-    return a < b
-  end)
-  return names, cmds
-end
-
 local function command_section(add, path, spec)
   local usage = spec.usage and spec.usage:gsub("{path}", (path:gsub("%%", "%%%%"))) or path
   add('.SS "' .. M.escape(usage):gsub('"', '\\(dq') .. '"')
@@ -102,14 +89,14 @@ local function command_section(add, path, spec)
 end
 
 local function commands(add, group, path)
-  local names, cmds = sorted_commands(group, nil)
+  local names, cmds = command.sorted(group, nil)
   for _, name in ipairs(names) do
     local spec = cmds[name].module
     if command.is_group(spec) then
       add('.SS "' .. M.escape(path .. " " .. name) .. ' ..."')
       para(add, spec.description or spec.summary or "")
       if spec.help then block(add, spec.help) end
-      local subnames, subs = sorted_commands(spec, nil)
+      local subnames, subs = command.sorted(spec, nil)
       for _, sub in ipairs(subnames) do
         command_section(add, path .. " " .. name .. " " .. sub, subs[sub].module)
       end

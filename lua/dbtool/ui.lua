@@ -219,9 +219,16 @@ function M.pager()
   return argv
 end
 
---- Show `text` through the pager when stdout is a terminal (see M.pager), else print it.
+--- Rows of the terminal: LINES when the shell exports it, else 24.
+local function rows()
+  return math.tointeger(tonumber(os.getenv("LINES") or "")) or 24
+end
+
+--- Show `text` through the pager when stdout is a terminal (see M.pager) and the text is
+--- longer than the screen, else print it.
 function M.page(text)
-  local argv = M.pager()
+  local _, nl = text:gsub("\n", "")
+  local argv = nl >= rows() and M.pager() or nil
   if not argv then
     io.stdout:write(text)
     return

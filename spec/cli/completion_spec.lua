@@ -78,6 +78,7 @@ describe("bash completion", function()
       { "database", "secrets", "l" },
       { "db-tool", "completion", "" },
       { "db-tool", "" },
+      { "database", "sql", "rick" },
     })
     assert.are.equal("deploy", out[1])
     for _, o in ipairs { "--no-patch", "-P", "--no-hydrate", "-H", "--mock", "--reuse", "--help", "--url" } do
@@ -98,6 +99,7 @@ describe("bash completion", function()
     assert.are.equal("bash fish zsh", out[11])
     has(out[12], "database")
     has(out[12], "completion")
+    assert.are.equal("rickdb.toml", out[13]) -- a file argument: the shell's file names
   end)
 end)
 

@@ -70,6 +70,7 @@ describe("database log", function()
     require("posix.sys.stat").chmod(pager, tonumber("755", 8))
     env.PAGER = pager
     env.DB_TOOL_TTY = "1"
+    env.LINES = "1" -- only what does not fit the screen is paged
     local r = d.database(dir, { "log", "1" }, env)
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal("", r.stdout)

@@ -236,6 +236,7 @@ return { commands = {
       dir = project { ["rickdb.toml"] = HEAD .. string.rep("k", 900000) .. " = 1\n" }
       r = rickdb(dir, "list")
       assert.are.equal(253, r.code) -- rickdb: bad engine parameters
+      has(r.stderr, "at rickdb.toml:4:1") -- the key's line, not the section's
       has(r.stderr, "'kkkk")
       short(r)
       local keys = {}

@@ -11,7 +11,8 @@ end
 
 local BASE = { LOCAL_DIR = false, DATABASE_DIR = false, PGURL = false, DB_URL = false, RICKDB_CONFIG = false,
   MIGRATION_DIR = false, HECTIC_LOG = false, NO_COLOR = false, FORCE_COLOR = false, DB_TOOL_TTY = false,
-  DB_TOOL_COLOR = false, PAGER = false, DB_TOOL_PAGER = false, TERM = "xterm", HECTIC_NAMESPACE = false }
+  DB_TOOL_COLOR = false, PAGER = false, DB_TOOL_PAGER = false, TERM = "xterm", HECTIC_NAMESPACE = false,
+  LINES = false }
 
 local function run(argv, env, cwd)
   local e = {}
@@ -133,6 +134,9 @@ describe("every program", function()
     assert(os.execute("chmod +x " .. t.shq(script)))
     r = run({ "migrator", "--help" }, { DB_TOOL_TTY = "1", PAGER = script })
     assert.are.equal("paged\n", r.stdout)
+    -- only what does not fit the screen (LINES, else 24 rows) is paged
+    r = run({ "migrator", "--help" }, { DB_TOOL_TTY = "1", PAGER = script, LINES = "200" })
+    has(r.stdout, "Usage: migrator")
   end)
 
   it("colours only warnings and errors, as --color, NO_COLOR, FORCE_COLOR and TERM say", function()

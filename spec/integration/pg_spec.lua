@@ -171,6 +171,23 @@ describe("dbtool.core.pg", function()
       assert.is_nil(c:get_result())
     end)
 
+    it("busy() says whether a sent query's result has arrived, without waiting", function()
+      local c <close> = pg.connect(url)
+      local other <close> = pg.connect(url)
+      other:exec("BEGIN")
+      other:exec("SELECT pg_advisory_lock(4242)")
+      c:send_query("SELECT pg_advisory_lock(4242) AS locked")   -- waits for `other`
+      assert.is_true(c:busy())
+      assert.is_true(c:busy())
+      other:exec("SELECT pg_advisory_unlock(4242)")
+      local deadline = require("dbtool.core").now() + 30
+      while c:busy() and require("dbtool.core").now() < deadline do require("dbtool.core").sleep(0.005) end
+      assert.is_false(c:busy())
+      assert.are.equal("TUPLES_OK", c:get_result().status)
+      assert.is_nil(c:get_result())
+      assert.is_false(c:busy())
+    end)
+
     it("streams COPY FROM STDIN and COPY TO STDOUT in chunks", function()
       local c <close> = pg.connect(url)
       c:exec("CREATE TABLE cp(id int, v text)")

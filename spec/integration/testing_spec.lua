@@ -23,9 +23,11 @@ end
 
 describe("dbtool.testing", function()
   it("gives every test a database of its own, made ahead, dropped after the next test", function()
-    local s = testing.suite { dir = project(), patch = true, busted = false, ready = 2 }
+    local where = t.tmpdir("testingdir")
+    local s = testing.suite { dir = project(), patch = true, busted = false, ready = 2, tmpdir = where }
     finally(function() s:stop() end)
     s:start()
+    assert.are.equal(where, s.work:match("^(.*)/db%-tool%-testing%-[^/]+$"))
     -- two clones are being made before the first test asks
     assert.are.equal(2, #s.inflight)
     local seen = {}
@@ -46,6 +48,12 @@ describe("dbtool.testing", function()
     assert.is_true(#left <= 4, table.concat(left, " "))
     for _, c in ipairs(s.inflight) do assert.is_nil(seen[c.name]) end
     assert.are.equal(0, s.admin:exec("SELECT count(*) AS n FROM pg_database WHERE datname = 'test_1'")[1].n)
+    -- nothing connects to the template: autovacuum is off, and connections are refused
+    assert.are.equal("off", s.admin:exec("SHOW autovacuum")[1][1])
+    local allow = s.admin:exec("SELECT datallowconn FROM pg_database WHERE datname = $1", testing.TEMPLATE)
+    assert.is_false(allow[1][1])
+    s:stop()
+    assert.is_nil(require("posix.sys.stat").stat(s.work))
   end)
 
   it('isolation = "transaction": one database, each test rolled back; a COMMIT escapes (warned)', function()

@@ -187,7 +187,8 @@ function M.run(opts)
   local seed = opts.seed or os.time()
   math.randomseed(seed)
   local rng = math.random
-  local tmp = os.getenv("TMPDIR") or "/tmp"
+  -- many small trees: on a tmpfs (/dev/shm) when there is one, a disk's metadata is slow
+  local tmp = unistd.access("/dev/shm", "w") and "/dev/shm" or (os.getenv("TMPDIR") or "/tmp")
   local base = assert(require("posix.stdlib").mkdtemp(tmp .. "/db-tool-migfuzz-XXXXXX"))
   local stats = { iterations = 0, entries = 0, prepared = 0, refused = 0, seed = seed }
   local deadline = opts.seconds and (core.now() + opts.seconds)

@@ -236,7 +236,9 @@ function M.run(opts)
   local seed = opts.seed or os.time()
   local rng = math.random
   math.randomseed(seed)
-  local tmp = os.getenv("TMPDIR") or "/tmp"
+  -- a file written and loaded per input: on a tmpfs (/dev/shm) when there is one
+  local shm = require("posix.unistd").access("/dev/shm", "w")
+  local tmp = shm and "/dev/shm" or (os.getenv("TMPDIR") or "/tmp")
   local dir = assert(require("posix.stdlib").mkdtemp(tmp .. "/db-tool-fuzz-XXXXXX"))
   assert(require("posix.sys.stat").mkdir(dir .. "/lua") == 0)
   assert(require("posix.sys.stat").mkdir(dir .. "/lua/dbtool") == 0)

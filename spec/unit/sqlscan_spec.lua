@@ -8,6 +8,7 @@ local sqlscan = require "dbtool.core.sqlscan"
 --   {"meta", line}        a meta-command line (from the backslash, without the newline)
 --   {"var", kind, name}   a variable reference
 --   {"esc", char}         \; or \:
+--   {"blank"}             an empty line inside a statement (psql leaves it out)
 local function events(text, chunk, opts)
   chunk = chunk or #text + 1
   local sc = sqlscan.new(opts)
@@ -42,6 +43,10 @@ local function events(text, chunk, opts)
     elseif kind == "esc" then
       out[#out + 1] = { "esc", buf:sub(p + 1, p + 1) }
       pos = p + 2
+    elseif kind == "blank" then
+      assert.equal("\n", buf:sub(p, p))
+      out[#out + 1] = { "blank" }
+      pos = p + 1
     elseif kind == "meta" then
       local nl = buf:find("\n", p, true)
       if not nl and not eof then
@@ -92,6 +97,22 @@ describe("sqlscan", function()
 
     it("keeps a last statement without semicolon", function()
       assert.same({ "SELECT 1;", "SELECT 2\n" }, stmts("SELECT 1;\nSELECT 2\n"))
+    end)
+
+    it("reports empty lines inside a statement, outside quotes and comments (psql drops them)", function()
+      local function kinds(text, chunk)
+        local out = {}
+        for _, e in ipairs(events(text, chunk)) do out[#out + 1] = e[1] end
+        return table.concat(out, " ")
+      end
+      -- before a statement nothing; inside one, each empty line once (not a CRLF one)
+      assert.equal("blank blank stmt", kinds("\n\nSELECT\n\n\n1;"))
+      assert.equal("stmt", kinds("SELECT\r\n\r\n1;"))
+      assert.equal("stmt", kinds("SELECT '\n\n', $$\n\n$$, /*\n\n*/ \"\n\n\" 1;"))
+      assert.equal("blank stmt", kinds("SELECT 1 -- c\n\n;"))
+      -- a meta-command line in between is content: the newline after it is no empty line
+      assert.equal("meta stmt", kinds("SELECT 1\n\\echo x\n;"))
+      for size = 1, 4 do assert.equal("blank blank stmt", kinds("\n\nSELECT\n\n\n1;", size)) end
     end)
 
     it("reports nothing for whitespace and comments only", function()

@@ -1,7 +1,7 @@
 -- database sql: run a psql script in process (dbtool.sqlrun), like `psql -X -v ON_ERROR_STOP=1 -f`.
 local M = {
   name = "sql",
-  summary = "run a psql script (\\i, \\set, \\if, COPY … FROM stdin) on the database",
+  summary = "run a psql script (\\i, \\set, \\if, \\gset, \\copy, COPY … FROM stdin) on the database",
   usage = "database sql [-u URL] [-v NAME=VALUE]... [-1] [-p] FILE | -c SQL",
   options = {
     { "-v", "--set", arg = "NAME=VALUE", multi = true, help = "set the psql variable NAME (:NAME)" },
@@ -15,17 +15,21 @@ local M = {
   positionals = { { "file", optional = true, help = "the script; - reads standard input" } },
   help = [[
 The script runs over one connection (-u URL, else PGURL, DB_URL, DATABASE_URL, else the
-local cluster, else libpq's environment: README "Which database")
-as psql would run it with ON_ERROR_STOP=1: statements one at a time, stopping at the first
-error, which is reported as file:line:col with the statement and a caret. Supported
-meta-commands: \i \ir \include \include_relative \set \unset \echo \qecho \warn \if \elif
-\else \endif \restrict \unrestrict; variables :name :'name' :"name" :{?name}, with psql's
-DBNAME USER HOST PORT ENCODING SERVER_VERSION_NUM and, after each statement, ERROR SQLSTATE
-ROW_COUNT LAST_ERROR_MESSAGE (for \if :ERROR with --continue-on-error). Unlike psql, query
-results are printed only with -p. pg_dump's plain-format output (COPY blocks, large objects,
---inserts, --clean) restores as with psql -f; \connect (pg_dump --create) is not supported:
-create the database first and restore into it.
-Exit status: 0 ok, 1 a statement or meta-command failed, 3 no database or missing argument.]],
+local cluster, else libpq's environment: README "Which database"; --wait for it to start)
+as `psql -X -q -v ON_ERROR_STOP=1 -f` would run it: each statement sent as psql builds it,
+stopping at the first error, which is reported as file:line:col with the statement and a
+caret. Meta-commands run as in psql 15: \i \ir \include \include_relative \cd \q \set
+\unset \getenv \if \elif \else \endif \g \gx \gset \gexec \r \p \w \copy (from
+stdin|pstdin|file|program, to stdout|pstdout|file|program) \c \connect \o \echo \qecho \warn
+\timing \pset \a \t \x \f \C \H \T \conninfo \encoding \! \restrict \unrestrict; variables
+:name :'name' :"name" :{?name}; AUTOCOMMIT and ON_ERROR_ROLLBACK as in psql; a UTF-8
+byte-order mark is dropped. Other meta-commands (\d..., \crosstabview, \gdesc, \watch ...) are
+errors at their line. Unlike psql: rows are printed only with -p (as psql -A -F '<tab>'), or
+to \o FILE / \g FILE; the data lines of a COPY ... FROM stdin that failed are skipped, never
+run as SQL; \c is refused with -1. pg_dump's plain output restores as with psql -f.
+Exit status: 0 ok, 1 a statement or meta-command failed, 3 no database, a missing argument or
+a bad input file (a custom-format dump, includes nested too deep, a FIFO or device over
+16 MiB).]],
 }
 
 function M.run(ctx, opts)
@@ -66,6 +70,7 @@ function M.run(ctx, opts)
     print_results = opts.print_results,
     output = io.stdout,
     log = ctx.log,
+    connect = true,         -- \c opens connections of the run's own (closed at its end)
   }
   local summary
   if opts.command then
@@ -76,6 +81,10 @@ function M.run(ctx, opts)
   end
   ctx.log:debug("%d statement%s in %.1f ms", summary.statements, summary.statements == 1 and "" or "s",
     summary.time * 1000)
+  if summary.open_transaction then
+    ctx.log:warn("the script ended inside a transaction block (BEGIN without COMMIT, or AUTOCOMMIT off): " ..
+      "it is rolled back, as when psql exits")
+  end
   if summary.errors > 0 then
     ctx.log:error("%d error%s", summary.errors, summary.errors == 1 and "" or "s")
     return errors.GENERIC

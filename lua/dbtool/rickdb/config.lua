@@ -81,6 +81,13 @@ local function section_where(cfg, key)
   return line and (cfg.file .. ":" .. line) or cfg.file
 end
 
+-- file:line:col of the key `k` of section table `s` (else `fallback`: the section's).
+local function key_where(cfg, s, k, fallback)
+  if not (cfg and cfg.info) then return fallback end
+  local line, col = cfg.info.where(s, k)
+  return line and string.format("%s:%d:%d", cfg.file, line, col or 1) or fallback
+end
+
 --- Check the [rickdb] settings table; returns the settings or raises (exit 255).
 function M.settings(t, where)
   local out = {}
@@ -278,7 +285,7 @@ function M.connection(s, key, cfg)
         for name in pairs(M.SQLITE_KEYS) do known[#known + 1] = name end
         table.sort(known)
         fail(M.EXIT_ENGINE, "'" .. k .. "' is not a parameter of the sqlite engine (in [" .. key .. "])",
-          { where = where, hint = "known: " .. table.concat(known, ", ") })
+          { where = key_where(cfg, s, k, where), hint = "known: " .. table.concat(known, ", ") })
       end
     end
     local file = s.db_file
@@ -287,13 +294,15 @@ function M.connection(s, key, cfg)
         { where = where, hint = "db_file = \"path/to/database.db\" (relative to the working directory)" })
     end
     if type(file) ~= "string" or file == "" then
-      fail(M.EXIT_ENGINE, "db_file must be a non-empty string (in [" .. key .. "])", { where = where })
+      fail(M.EXIT_ENGINE, "db_file must be a non-empty string (in [" .. key .. "])",
+        { where = key_where(cfg, s, "db_file", where) })
     end
     out.path = file
     out.uri = (s.uri == true) or file:sub(1, 5) == "file:"
     if s.timeout ~= nil then
       if type(s.timeout) ~= "number" or s.timeout < 0 then
-        fail(M.EXIT_ENGINE, "timeout must be a number of seconds (in [" .. key .. "])", { where = where })
+        fail(M.EXIT_ENGINE, "timeout must be a number of seconds (in [" .. key .. "])",
+          { where = key_where(cfg, s, "timeout", where) })
       end
       out.timeout = s.timeout
     end
@@ -307,7 +316,7 @@ function M.connection(s, key, cfg)
       if k == "database" and s.dbname ~= nil then
         warnings[#warnings + 1] = "[" .. key .. "]: both dbname and database are set; using dbname"
       else
-        params[name] = param_text(k, v, where)
+        params[name] = param_text(k, v, key_where(cfg, s, k, where))
       end
     end
   end
@@ -316,17 +325,20 @@ function M.connection(s, key, cfg)
     local lvl = type(s.isolation_level) == "string" and s.isolation_level:lower():gsub("_", " ")
     if not ISOLATION[lvl] then
       fail(M.EXIT_ENGINE, "isolation_level must be one of read committed, repeatable read, serializable, "
-        .. "read uncommitted (in [" .. key .. "])", { where = where })
+        .. "read uncommitted (in [" .. key .. "])",
+        { where = key_where(cfg, s, "isolation_level", where) })
     end
     local opt = "-c default_transaction_isolation=" .. lvl:gsub(" ", "\\ ")
     params.options = params.options and (params.options .. " " .. opt) or opt
   end
   if s.autocommit ~= nil and type(s.autocommit) ~= "boolean" then
-    fail(M.EXIT_ENGINE, "autocommit must be true or false (in [" .. key .. "])", { where = where })
+    fail(M.EXIT_ENGINE, "autocommit must be true or false (in [" .. key .. "])",
+      { where = key_where(cfg, s, "autocommit", where) })
   end
   if s.passfile ~= nil then
     if type(s.passfile) ~= "string" or s.passfile == "" then
-      fail(M.EXIT_USAGE, "passfile must be a file name (in [" .. key .. "])", { where = where })
+      fail(M.EXIT_USAGE, "passfile must be a file name (in [" .. key .. "])",
+        { where = key_where(cfg, s, "passfile", where) })
     end
     local path = M.resolve(s.passfile, base)
     local pw, warning = M.read_passfile(path)
