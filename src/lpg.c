@@ -9,6 +9,7 @@
  *   conn:exec(sql)              simple query (may hold several statements) → last result
  *   conn:exec(sql, p1, ...)     one statement with parameters $1.. (nil → NULL) → result
  *   conn:send_query(sql)        send without waiting; then conn:get_result() until nil
+ *   conn:describe(sql)          {fields =, types =, fmods =} of sql, prepared, not run
  *   conn:busy()                 → true while a sent query's result has not arrived
  *   conn:get_result()           → result | nil; errors come back as a result whose
  *                                 status is "FATAL_ERROR" and field `error` (not raised)
@@ -69,11 +70,13 @@
   X(PQconninfoParse) \
   X(PQdb) \
   X(PQerrorMessage) \
+  X(PQdescribePrepared) \
   X(PQescapeIdentifier) \
   X(PQescapeLiteral) \
   X(PQexec) \
   X(PQexecParams) \
   X(PQfinish) \
+  X(PQfmod) \
   X(PQfname) \
   X(PQfreeCancel) \
   X(PQfreemem) \
@@ -93,6 +96,7 @@
   X(PQping) \
   X(PQpingParams) \
   X(PQport) \
+  X(PQprepare) \
   X(PQputCopyData) \
   X(PQputCopyEnd) \
   X(PQresStatus) \
@@ -148,11 +152,13 @@ static void pg_lib_load(lua_State *L) {
 #define PQconninfoParse pg_lib.PQconninfoParse
 #define PQdb pg_lib.PQdb
 #define PQerrorMessage pg_lib.PQerrorMessage
+#define PQdescribePrepared pg_lib.PQdescribePrepared
 #define PQescapeIdentifier pg_lib.PQescapeIdentifier
 #define PQescapeLiteral pg_lib.PQescapeLiteral
 #define PQexec pg_lib.PQexec
 #define PQexecParams pg_lib.PQexecParams
 #define PQfinish pg_lib.PQfinish
+#define PQfmod pg_lib.PQfmod
 #define PQfname pg_lib.PQfname
 #define PQfreeCancel pg_lib.PQfreeCancel
 #define PQfreemem pg_lib.PQfreemem
@@ -172,6 +178,7 @@ static void pg_lib_load(lua_State *L) {
 #define PQping pg_lib.PQping
 #define PQpingParams pg_lib.PQpingParams
 #define PQport pg_lib.PQport
+#define PQprepare pg_lib.PQprepare
 #define PQputCopyData pg_lib.PQputCopyData
 #define PQputCopyEnd pg_lib.PQputCopyEnd
 #define PQresStatus pg_lib.PQresStatus
@@ -652,6 +659,56 @@ static int pg_m_exec(lua_State *L) {
   return 1;
 }
 
+/* conn:describe(sql) → {fields =, types =, fmods =}: the columns `sql` would return, found by
+ * preparing it as the unnamed statement without running it (psql's \gdesc); raises on error */
+static int pg_m_describe(lua_State *L) {
+  pg_Conn *c = pg_check(L, 1);
+  const char *sql = luaL_checkstring(L, 2);
+  int n, k;
+  pg_before_call(c);
+  c->pending = PQprepare(c->conn, "", sql, 0, NULL);
+  pg_after_call(L, c);
+  if (c->pending == NULL || PQresultStatus(c->pending) != PGRES_COMMAND_OK) {
+    if (c->pending == NULL) {
+      pg_push_error(L, c, NULL);
+      return lua_error(L);
+    }
+    return pg_raise_pending(L, c);
+  }
+  pg_before_call(c);
+  c->pending = PQdescribePrepared(c->conn, "");
+  pg_after_call(L, c);
+  if (c->pending == NULL || PQresultStatus(c->pending) != PGRES_COMMAND_OK) {
+    if (c->pending == NULL) {
+      pg_push_error(L, c, NULL);
+      return lua_error(L);
+    }
+    return pg_raise_pending(L, c);
+  }
+  n = PQnfields(c->pending);
+  lua_createtable(L, 0, 3);
+  lua_createtable(L, n, 0);
+  for (k = 0; k < n; k++) {
+    lua_pushstring(L, PQfname(c->pending, k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "fields");
+  lua_createtable(L, n, 0);
+  for (k = 0; k < n; k++) {
+    lua_pushinteger(L, (lua_Integer)PQftype(c->pending, k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "types");
+  lua_createtable(L, n, 0);
+  for (k = 0; k < n; k++) {
+    lua_pushinteger(L, (lua_Integer)PQfmod(c->pending, k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "fmods");
+  pg_release(c);
+  return 1;
+}
+
 static int pg_m_send_query(lua_State *L) {
   pg_Conn *c = pg_check(L, 1);
   const char *sql = luaL_checkstring(L, 2);
@@ -908,6 +965,7 @@ static int pg_m_tostring(lua_State *L) {
 static const luaL_Reg pg_methods[] = {
   {"exec", pg_m_exec},
   {"send_query", pg_m_send_query},
+  {"describe", pg_m_describe},
   {"get_result", pg_m_get_result},
   {"busy", pg_m_busy},
   {"put_copy_data", pg_m_put_copy_data},

@@ -1054,9 +1054,9 @@ function M.prepare(group, argv, parent)
 end
 
 --- Dispatch `argv` in `group`: help, version, or the command. Returns the command's exit
---- code; errors are raised (M.main reports them).
-function M.dispatch(group, argv)
-  local plan = M.prepare(group, argv)
+--- code; errors are raised (M.main reports them). `parent`: the state of the group above.
+function M.dispatch(group, argv, parent)
+  local plan = M.prepare(group, argv, parent)
   local state = plan.state
   group = state.group
   if plan.action == "version" then
@@ -1147,6 +1147,11 @@ end
 --- Call the command `name` of `group` as a function (the Lua API): `argv` is parsed as on
 --- the command line, `named` options are set over it, `globals` as the program's options.
 function M.call(group, name, argv, named, globals)
+  local saved = M.namespace
+  return errors.finally(function() M.namespace = saved end, M.call_in, group, name, argv, named, globals)
+end
+
+function M.call_in(group, name, argv, named, globals)
   local state = { group = group, name = group.name, path = group.prog or group.name, root = group,
     globals = globals or {}, chain = { group } }
   state.options = group_options(group)
@@ -1155,7 +1160,14 @@ function M.call(group, name, argv, named, globals)
   local spec = entry.module
   local cpath = path_of(state, entry.name)
   local opts
-  if spec.raw then
+  if M.is_group(spec) then
+    -- dbtool.commands.secrets{"list", FILE}: the rest of the words go to the group
+    if named and next(named) then
+      errors.raise(errors.NOT_FOUND, cpath .. " takes its arguments as an array only",
+        { hint = "e.g. {\"list\", \"FILE\"}" })
+    end
+    return M.dispatch(spec, argv, state)
+  elseif spec.raw then
     if named and next(named) then
       errors.raise(errors.NOT_FOUND, cpath .. " takes its arguments as an array only")
     end

@@ -260,27 +260,33 @@ function M.run_memory(project)
   return (M.parse_size(v))
 end
 
---- Run a project command (`run` of a db-tool.lua command or of a project module) and return
---- its exit code: nothing or true → 0, false → 1, an integer 0–255 as is; a string is an
---- error message (exit 1); anything else is the project's error.
-function M.run_command(run, ctx, opts, origin, project)
-  local what = "command '" .. tostring(ctx and ctx.name) .. "'"
-  local res = M.call({ what = what, file = origin, memory = M.run_memory(project or (ctx and ctx.project)) },
-    run, ctx, opts)
+--- The exit code of what project code returned (`what`: "command 'seed'", `where`: where
+--- it is): nothing or true → 0, false → 1, an integer 0–255 as is; a string is an error
+--- message (exit 1); anything else is the project's error.
+function M.result_code(res, what, where)
   if res == nil or res == true then return 0 end
   if res == false then return 1 end
   if math.type(res) == "integer" and res >= 0 and res <= 255 then return res end
-  local where = origin
-  local info = debug.getinfo(run, "S")
-  if info and info.source:sub(1, 1) == "@" and info.linedefined > 0 then
-    where = info.source:sub(2) .. ":" .. info.linedefined
-  end
   if type(res) == "string" then
     errors.raise(errors.GENERIC, what .. " failed: " .. M.shorten(res), { where = where, project = true })
   end
   errors.raise(errors.GENERIC, what .. " returned " .. M.describe(res)
     .. " (expected nothing, true, false, an exit code 0-255 or an error message)",
     { where = where, project = true })
+end
+
+--- Run a project command (`run` of a db-tool.lua command or of a project module) and return
+--- its exit code (M.result_code; where: the line of the function).
+function M.run_command(run, ctx, opts, origin, project)
+  local what = "command '" .. tostring(ctx and ctx.name) .. "'"
+  local res = M.call({ what = what, file = origin, memory = M.run_memory(project or (ctx and ctx.project)) },
+    run, ctx, opts)
+  local where = origin
+  local info = debug.getinfo(run, "S")
+  if info and info.source:sub(1, 1) == "@" and info.linedefined > 0 then
+    where = info.source:sub(2) .. ":" .. info.linedefined
+  end
+  return M.result_code(res, what, where)
 end
 
 --- First line of `text` where `name` appears as a key (`name =`, `["name"] =`) or, failing

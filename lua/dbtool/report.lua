@@ -87,24 +87,83 @@ function M.finish(doc, ok, res, seconds)
   return doc
 end
 
+-- Run fn(...) with file descriptor 1 pointing where 2 does: whatever would go to stdout
+-- (script output, \echo, a migration's or a child process's output) goes to stderr, so
+-- that stdout holds the JSON document alone. Returns what errors.try returns.
+local function stdout_to_stderr(fn, ...)
+  local unistd = require "posix.unistd"
+  io.stdout:flush()
+  local saved
+  core.uninterruptible(function()
+    saved = unistd.dup(1)
+    if saved then unistd.dup2(2, 1) end
+  end)
+  local res = table.pack(errors.try(fn, ...))
+  io.stdout:flush()
+  if saved then
+    core.uninterruptible(function()
+      unistd.dup2(saved, 1)
+      unistd.close(saved)
+    end)
+  end
+  return table.unpack(res, 1, res.n)
+end
+
 --- Run fn(doc) as `command`; the JSON document goes to opts.out (a function; default
 --- stdout) when fn returns or raises; fn's error is raised again afterwards (the command
---- still reports it on stderr and exits with its code). Meanwhile the script output that
---- would go to stdout (dbtool.workflow: hydrate, patch, test) goes to stderr.
+--- still reports it on stderr and exits with its code). While fn runs, what would go to
+--- stdout goes to stderr.
 function M.run(command, fn, opts)
   opts = opts or {}
   local doc = { schema_version = M.SCHEMA_VERSION, command = command,
     started_at = os.date("!%Y-%m-%dT%H:%M:%SZ") }
   local t0 = core.now()
-  local workflow = require "dbtool.workflow"
-  local old = workflow.set_stdout(io.stderr)
-  local res = table.pack(errors.try(fn, doc))
-  workflow.set_stdout(old)
+  local res = table.pack(stdout_to_stderr(fn, doc))
   M.finish(doc, res[1], res[2], core.now() - t0)
   local out = opts.out or function(s) io.stdout:write(s) io.stdout:flush() end
   out(json().encode(doc) .. "\n")
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
+end
+
+--- Record the migrations of a dbtool.migrate run in doc.steps ({name, direction, outcome,
+--- duration_ms, ok}) by chaining onto the hooks of policy `pol`. Returns a function to call
+--- when the run is over: a migration that began and did not end is the failed step (ok =
+--- false, and doc.failed_step).
+function M.record_migrations(doc, pol)
+  pol.hooks = pol.hooks or {}
+  local steps = json().array()
+  doc.steps = steps
+  local before, after = pol.hooks.before_each, pol.hooks.after_each
+  local current, t0
+  pol.hooks.before_each = function(info)
+    current, t0 = info, core.now()
+    if before then return before(info) end
+  end
+  pol.hooks.after_each = function(info)
+    current = nil
+    steps[#steps + 1] = { name = info.name, direction = info.direction, outcome = info.outcome,
+      duration_ms = ms(info.duration or 0), ok = true }
+    if after then return after(info) end
+  end
+  return function()
+    if current then
+      steps[#steps + 1] = { name = current.name, direction = current.direction,
+        duration_ms = ms(core.now() - t0), ok = false }
+      doc.failed_step = current.name
+      current = nil
+    end
+  end
+end
+
+--- A migration plan as data: {direction, from, to, steps = [{name, direction}]}.
+function M.plan(plan)
+  local steps = {}
+  for i, s in ipairs(plan and plan.steps or {}) do
+    steps[i] = { name = s.m and s.m.name, direction = s.direction }
+  end
+  return { direction = plan and plan.direction, from = plan and plan.from, to = plan and plan.to,
+    steps = json().array(steps) }
 end
 
 --- Test results as data (`tests` of database test / check --test).

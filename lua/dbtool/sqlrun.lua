@@ -8,14 +8,15 @@
 --              statement ERROR SQLSTATE ROW_COUNT LAST_ERROR_MESSAGE LAST_ERROR_SQLSTATE);
 --              AUTOCOMMIT, ON_ERROR_STOP and ON_ERROR_ROLLBACK act as in psql
 --   branches   \if \elif \else \endif
---   buffer     \g [(opts)] [FILE|'|cmd'] \gx \gset [prefix] \gexec \r \reset \p \print \w
+--   buffer     \g [(opts)] [FILE|'|cmd'] \gx \gset [prefix] \gexec \crosstabview \gdesc \r
+--              \reset \p \print \w
 --   output     \echo \qecho \warn \o \out \timing \pset \a \t \x \f \C \H \T \conninfo
 --   data       \copy … from stdin|pstdin|FILE|program 'cmd', \copy … to stdout|pstdout|FILE|
 --              program 'cmd'; COPY … FROM STDIN data inline, streamed
 --   connection \c \connect (psql's rules for reusing the previous connection's parameters)
 --              \encoding, \restrict \unrestrict, \! (a shell command)
--- Other meta-commands are errors at their line; a query buffer they would send (\crosstabview,
--- \gdesc, \watch) is consumed as psql consumes it, and never glued onto the next statement.
+-- Other meta-commands are errors at their line; a query buffer they would send (\watch: once
+-- here) is consumed as psql consumes it, and never glued onto the next statement.
 -- Input is read in chunks, so memory does not depend on the size of the file (only on its
 -- largest statement). The lexing is done by dbtool.core.sqlscan (C).
 --
@@ -73,14 +74,6 @@ end
 M.valid_var_name = valid_var_name
 
 -- ---------------------------------------------------------------- text for display
-
--- s cut to at most `max` bytes (at a UTF-8 boundary), with "…" when cut.
-local function clip_bytes(s, max)
-  if s == nil or #s <= max then return s end
-  local e = max
-  while e > 1 and s:byte(e + 1) and s:byte(e + 1) >= 0x80 and s:byte(e + 1) < 0xC0 do e = e - 1 end
-  return s:sub(1, e) .. "…"
-end
 
 -- A long line cut to a window of M.EXCERPT characters around character col: the text
 -- shown and the column of col in it.
@@ -179,7 +172,7 @@ local function chain_lines(chain)
   local out = {}
   for k = #chain, 1, -1 do
     local fr = chain[k]
-    out[#out + 1] = string.format("  in %s:%d (%s)", fr.file, fr.line, clip_bytes(fr.command, 200))
+    out[#out + 1] = string.format("  in %s:%d (%s)", fr.file, fr.line, errors.shorten(fr.command, 200))
   end
   return out
 end
@@ -286,7 +279,7 @@ local function sql_error(R, F, st, text, perr)
   if type(perr) ~= "table" then perr = { msg = tostring(perr) } end
   for _, k in ipairs(DIAG) do fields[k] = perr[k] end
   for _, k in ipairs { "detail", "hint", "context", "internal_query" } do
-    fields[k] = clip_bytes(fields[k], M.MAX_MESSAGE)
+    fields[k] = errors.shorten(fields[k], M.MAX_MESSAGE)
   end
   local b = #text > 0 and 1 or 0
   local pos = tonumber(perr.position)
@@ -321,7 +314,7 @@ local function sql_error(R, F, st, text, perr)
       ex[#ex + 1] = l1
       ex[#ex + 1] = l2
     end
-    ex[#ex + 1] = "  query (" .. g.what .. "): " .. printable(clip_bytes((text:gsub("%s+", " ")), 300))
+    ex[#ex + 1] = "  query (" .. g.what .. "): " .. printable(errors.shorten((text:gsub("%s+", " ")), 300))
   elseif b >= 1 then
     ex[1] = statement_excerpt(st, text, b)
   end
@@ -329,9 +322,9 @@ local function sql_error(R, F, st, text, perr)
   for _, l in ipairs(chain_lines(R.chain)) do ex[#ex + 1] = l end
   if #ex > 0 then fields.excerpt = concat(ex, "\n") end
   fields.includes = copy_chain(R.chain)
-  fields.statement = clip_bytes(text, 4096)
+  fields.statement = errors.shorten(text, 4096)
   fields.message = perr.msg
-  local msg = clip_bytes(perr.msg or "error", M.MAX_MESSAGE)
+  local msg = errors.shorten(perr.msg or "error", M.MAX_MESSAGE)
   if perr.sqlstate then msg = msg .. " (SQLSTATE " .. perr.sqlstate .. ")" end
   return errors.new(errors.GENERIC, msg, fields)
 end
@@ -751,11 +744,26 @@ local function lex_args(R, line, i, active, filepipe)
   return args, i
 end
 
--- psql's OT_SQLIDHACK for \connect: a double-quoted argument loses its quotes ("" → ");
--- an unquoted one is kept as written.
+-- psql's OT_SQLIDHACK for \connect: double-quoted parts lose their quotes ("" inside them
+-- is "), the rest is kept as written (not lowercased).
 local function sqlid_hack(a)
   if not a.dquoted then return a.text end
-  return (a.text:gsub('""', "\1"):gsub('"', ""):gsub("\1", '"'))
+  local s, out, i, inq = a.text, {}, 1, false
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == '"' then
+      if inq and s:sub(i + 1, i + 1) == '"' then
+        out[#out + 1] = '"'
+        i = i + 1
+      else
+        inq = not inq
+      end
+    else
+      out[#out + 1] = c
+    end
+    i = i + 1
+  end
+  return concat(out)
 end
 
 -- ---------------------------------------------------------------- conditionals
@@ -855,14 +863,17 @@ local function skip_copy_data(F)
   end
   F.pos = (nl or #F.buf) + 1
   local first = locate(F, F.base + F.pos)
+  local found
   while true do
-    local found, _, resume = copy_scan(F.buf, F.pos, F.eof)
+    local _, resume
+    found, _, resume = copy_scan(F.buf, F.pos, F.eof)
     F.pos = resume
     if found or F.eof then break end
     refill(F, F.pos)
   end
   local last = locate(F, F.base + F.pos)
-  return last - first, first
+  -- (data lines only: not the `\.` line)
+  return last - first - ((found and F.buf:byte(F.pos - 1) == 10) and 1 or 0), first
 end
 
 -- standard_conforming_strings as the server reports it (ParameterStatus, as psql reads it):
@@ -959,6 +970,17 @@ function execute(R, F, st, text, how)
     if last and how and how.gset then
       local ok, err = store_tuple(R, res, how.gset)
       if not ok then fail_msg = fail_msg or err end
+    elseif last and how and how.crosstab then
+      local ct, err = printer.crosstab(popt_of(R, how), res, how.crosstab)
+      if not ct then
+        fail_msg = fail_msg or err
+      else
+        local dest = result_dest(R, gout)
+        if dest then
+          local out, ferr = printer.format(popt_of(R, how), ct)
+          if out then dest.write(out) else fail_msg = fail_msg or ferr end
+        end
+      end
     elseif last and how and how.gexec then
       local gst = { generated = { what = "\\gexec", line = how.info.line, col = how.info.col,
         text = how.info.text, tcol = how.info.tcol }, line = how.info.line, col = how.info.col, nseg = 0 }
@@ -981,8 +1003,29 @@ function execute(R, F, st, text, how)
       end
     end
   end
-  conn:send_query(text)
-  while true do
+  if how and how.gdesc then
+    -- psql's DescribeQuery: prepare, describe, then show the columns with a query of its own
+    local okd, d = pcall(conn.describe, conn, text)
+    if not okd then
+      if type(d) ~= "table" then error(d, 0) end
+      perr = d
+    elseif #d.fields > 0 then
+      local vals = {}
+      for k, name in ipairs(d.fields) do
+        vals[k] = string.format("(%s, '%d'::pg_catalog.oid, %d)", conn:escape_literal(name), d.types[k],
+          d.fmods[k])
+      end
+      local okq, res = pcall(conn.exec, conn, 'SELECT name AS "Column", pg_catalog.format_type(tp, tpm) ' ..
+        'AS "Type"\nFROM (VALUES ' .. concat(vals, ",") .. ") s(name, tp, tpm)")
+      if okq then pending = res else perr = res end
+    else
+      local dest = result_dest(R, nil)
+      if dest then dest.write("The command has no result, or the result has no columns.\n") end
+    end
+  else
+    conn:send_query(text)
+  end
+  while not (how and how.gdesc) do
     local res = conn:get_result(true)
     if res == nil then break end
     local status = res.status
@@ -1150,15 +1193,12 @@ for w in ([[a bind C c cd connect conninfo copy copyright crosstabview d da dA d
   PSQL_COMMANDS[w] = true
 end
 
--- the ones that use up the query buffer in psql: \crosstabview and \watch send it (here
--- once, as \g would), \gdesc only describes it (here nothing is sent); then the command is
--- reported as not run
-local SENDS = { crosstabview = "send", watch = "send", gdesc = "consume" }
+-- the one that uses up the query buffer in psql and is not run here: \watch sends it (here
+-- once, as \g would); then the command is reported as not run
+local SENDS = { watch = "send" }
 
 -- what to do instead, for the unsupported commands scripts commonly hold
 local META_HINT = {
-  crosstabview = "the query ran as with \\g; db-tool does not display crosstabs: pivot in SQL",
-  gdesc = "psql only describes the query's columns here; db-tool does not: remove \\gdesc",
   watch = "the query ran once, as with \\g; psql repeats it until it fails: loop in the caller",
   e = "an editor cannot run in a script",
   edit = "an editor cannot run in a script",
@@ -1171,7 +1211,8 @@ local function meta_info(F, C, p)
 end
 
 local SUPPORTED = [[\i \ir \include \include_relative \cd \q \set \unset \getenv \echo \qecho \warn ]] ..
-  [[\if \elif \else \endif \g \gx \gset \gexec \r \p \w \o \timing \pset \a \t \x \f \C \H \T ]] ..
+  [[\if \elif \else \endif \g \gx \gset \gexec \crosstabview \gdesc \r \p \w \o \timing \pset \a \t ]] ..
+  [[\x \f \C \H \T ]] ..
   [[\copy \c \conninfo \encoding \! \restrict \unrestrict]]
 
 -- Handle the meta-command at C.buf[p]; returns the position where SQL lexing resumes: after
@@ -1211,23 +1252,6 @@ local function run_meta(R, F, C, p)
       send_buffer(R, F, info, {})
       fail(R, meta_error(R, F, info, msg, { hint = META_HINT[name] }))
       return C.pos
-    elseif SENDS[name] then
-      -- psql describes the query buffer here without running it: it is used up, never
-      -- glued onto the next statement
-      msg = msg .. "; the query buffer is discarded (psql describes it without running it)"
-      if F.st.np > 0 then
-        local st = F.st
-        st.text = st_text(st)
-        F.st = F.spare or new_statement()
-        F.spare = nil
-        local old = F.prev
-        F.prev = st
-        if old then
-          st_clear(old)
-          F.spare = old
-        end
-      end
-      F.sc:reset()
     end
     fail(R, meta_error(R, F, info, msg, { hint = META_HINT[name] or
       ("db-tool runs psql scripts with these meta-commands: " .. SUPPORTED) }))
@@ -1500,6 +1524,18 @@ META.gexec = { fn = function(R, F, _, info)
   send_buffer(R, F, info, { gexec = true })
 end }
 
+-- \crosstabview [colV [colH [colD [sortcolH]]]]: send the buffer, print its rows pivoted
+META.crosstabview = { fn = function(R, F, args, info)
+  local ct = {}
+  for k = 1, math.min(#args, 4) do ct[k] = args[k].text end
+  send_buffer(R, F, info, { crosstab = ct })
+end }
+
+-- \gdesc: the columns the buffer's query would return (prepared, not run)
+META.gdesc = { fn = function(R, F, _, info)
+  send_buffer(R, F, info, { gdesc = true })
+end }
+
 META.r = { fn = function(_, F)
   st_clear(F.st)
   F.sc:reset()
@@ -1706,8 +1742,8 @@ local function connect_cmd(R, F, args, info)
   for j = 1, 4 do
     local arg = args[k + j - 1]
     local v = arg and sqlid_hack(arg)
+    -- (unquoted - or empty: not given; a quoted "" is an empty value, as in psql)
     if arg and not arg.dquoted and (v == "" or v == "-") then v = nil end
-    if arg and arg.dquoted and v == "" then v = nil end
     a[j] = v
   end
   extra_args(R, "connect", args, k + 3)

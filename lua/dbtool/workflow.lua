@@ -55,22 +55,12 @@ local function mkdir_p(dir)
 end
 M.mkdir_p = mkdir_p
 
--- Script output on stdout: the status line (TTY) is erased first and redrawn after. With
--- --json, stdout is the document's: script output goes to stderr instead (set_stdout).
-local stdout_stream = io.stdout
+-- Script output on stdout: the status line (TTY) is erased first and redrawn after.
 local function stdout_writer(s)
   local status = ui.suspend_status()
-  stdout_stream:write(s)
-  stdout_stream:flush()
+  io.stdout:write(s)
+  io.stdout:flush()
   ui.resume_status(status)
-end
-
---- Send the script output that would go to stdout (hydrate, patch, test) to `stream`
---- instead (io.stderr for --json); returns the previous stream.
-function M.set_stdout(stream)
-  local old = stdout_stream
-  stdout_stream = stream or io.stdout
-  return old
 end
 
 --- Where the output of a step's script goes: `logvar` (HYDRATE_LOG / PATCH_LOG), else
@@ -447,8 +437,9 @@ function M.check(ctx, opts)
     l:info("check: initializing temporary PostgreSQL cluster")
     local handle = ph:run("cluster", cluster.start, cluster.options_from_env {
       dir = dir, reuse = false, spare = false, logging = false, log_dir = dir .. "/data/log", client = true,
-      -- durability is pointless in a cluster removed at the end
-      settings = { fsync = "off", synchronous_commit = "off", full_page_writes = "off" },
+      -- durability is pointless in a cluster removed at the end, and so is autovacuum (whose
+      -- workers would also hold up the clones of `--test -j`: CREATE DATABASE waits for them)
+      settings = { fsync = "off", synchronous_commit = "off", full_page_writes = "off", autovacuum = "off" },
       log = l, prog = "database check",
     })
     l:info("check PGURL: %s", handle.url)

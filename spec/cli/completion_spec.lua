@@ -113,12 +113,25 @@ describe("zsh completion", function()
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal("", r.stderr)
     assert.are.equal("_db_tool _db_tool _db_tool\n", r.stdout)
-    -- the candidates it asks for, as zsh's _describe takes them (value:description)
-    r = t.run { argv = { "db-tool", "__complete", "zsh", "--", "migrator", "migrate", "to", "" }, cwd = dir,
-      env = env { LOCAL_DIR = dir } }
-    has(r.stdout, "20260102000000-add-email\n")
-    r = t.run { argv = { "db-tool", "__complete", "zsh", "--", "database", "de" }, cwd = dir, env = env() }
-    assert.matches("^deploy:start the local cluster", r.stdout)
+    -- the completion function itself, with zsh's _describe and _files standing in: what it
+    -- hands them for a line (words, CURRENT as the completion system sets them)
+    local function zcomplete(...)
+      local words = {}
+      for i, w in ipairs { ... } do words[i] = t.shq(w) end
+      local body = "compdef() { : }\n_describe() { print -rl -- \"${(@P)4}\" }\n_files() { print -r -- FILES \"$@\" }\n"
+        .. "source " .. t.shq(file) .. "\nwords=(" .. table.concat(words, " ") .. "); CURRENT=${#words}; _db_tool\n"
+      local res = t.run { argv = { "zsh", "-f", "-c", body }, cwd = dir, env = env { HOME = dir, LOCAL_DIR = dir } }
+      assert.are.equal(0, res.code, res.stderr)
+      assert.are.equal("", res.stderr)
+      return res.stdout
+    end
+    assert.matches("^deploy:start the local cluster", zcomplete("database", "de"))
+    local to = zcomplete("migrator", "migrate", "to", "")
+    has(to, "20260101000000-create-users\n20260102000000-add-email\n")
+    has(to, "latest\n")
+    has(zcomplete("database", "check", "--no-p"), "--no-patch:do not apply the test data\n")
+    assert.are.equal("FILES\n", zcomplete("database", "sql", ""))
+    assert.are.equal("FILES -/\n", zcomplete("rickdb", "migrate", ""))
   end)
 end)
 

@@ -213,6 +213,36 @@ return { commands = {
     end)
   end)
 
+  describe("project scripts (db-tool run: the project's code, exit 1)", function()
+    it("a string returned is an error message; a table raised or returned is rendered", function()
+      local dir = project { ["s/str.lua"] = "return 'the deploy target is missing'\n",
+        ["s/tbl.lua"] = "error({ code = 7, why = 'x' })\n", ["s/ret.lua"] = "return {}\n",
+        ["s/big.lua"] = "return 300\n", ["s/ok.lua"] = "return 7\n" }
+      local function run(f) return hostile { argv = { "db-tool", "run", dir .. "/s/" .. f } } end
+      local r = run("str.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, dir .. "/s/str.lua: the script failed: the deploy target is missing")
+      r = run("tbl.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "(error object is a table { code = 7, why = \"x\" })")
+      r = run("ret.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script returned an empty table")
+      r = run("big.lua")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script returned a number (300)")
+      assert.are.equal(7, run("ok.lua").code)
+    end)
+
+    it("allocating without bound: stopped at the project's memory_limit, exit 1", function()
+      local dir = project { ["db/db-tool.lua"] = "return { settings = { memory_limit = '64MB' } }\n",
+        ["grow.lua"] = GROW }
+      local r = hostile { argv = { "db-tool", "run", "grow.lua" }, cwd = dir, env = { LOCAL_DIR = dir } }
+      assert.are.equal(1, r.code)
+      has(r.stderr, "the script ran out of memory")
+    end)
+  end)
+
   describe("rickdb.toml (rickdb's configuration error, exit 255)", function()
     local function rickdb(dir, ...)
       return hostile { argv = { "rickdb", ... }, cwd = dir, env = { RICKDB_CONFIG = false } }
@@ -292,11 +322,124 @@ return { commands = {
     end)
   end)
 
+  describe("migration directory names: a long one through status and migrate down all", function()
+    it("status prints it whole, down all reverts it (the original said 'unknown migration: 0')", function()
+      local mig = t.tmpdir("hostile-long") .. "/migration"
+      local name = "20250101000001-" .. string.rep("b", 240)
+      t.write(mig .. "/" .. name .. "/up.sql", "create schema long_two;\n")
+      t.write(mig .. "/" .. name .. "/down.sql", "drop schema long_two;\n")
+      local env = { MIGRATION_DIR = mig, DB_URL = t.fresh_db("hostile_long") }
+      assert.are.equal(0, hostile({ argv = { "migrator", "init" }, env = env }).code)
+      assert.are.equal(0, hostile({ argv = { "migrator", "migrate", "up", "all" }, env = env }).code)
+      local r = hostile { argv = { "migrator", "status" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      has(r.stdout, name)
+      r = hostile { argv = { "migrator", "migrate", "down", "all" }, env = env }
+      assert.are.equal(0, r.code, r.stderr)
+      has(r.stderr, "successfully migrated down to clean state")
+      local conn <close> = t.connect(env.DB_URL)
+      assert.are.equal(0, conn:exec("select count(*)::int as n from hectic.migration")[1].n)
+    end)
+  end)
+
   describe("dotenv files", function()
     pending("expansion output size, key and value sizes vs the bundle's tables (H4, issue 20)")
   end)
 
-  describe("psql scripts", function()
-    pending("nested block comments, \\i /dev/zero, invalid UTF-8 and NUL (H1, issue 20)")
+  describe("psql scripts (database sql: exit 3 for a bad input file)", function()
+    local dir, url
+
+    setup(function()
+      t.cluster()
+      dir = t.tmpdir("hostile-sql")
+      url = t.fresh_db("hostile")
+    end)
+
+    local function sql(...)
+      return hostile { argv = { "database", "sql", "-u", url, ... }, cwd = dir }
+    end
+
+    it("block comments nested 300,000 deep lex in linear time (no limit, as psql and the server)", function()
+      local n = 300000
+      t.write(dir .. "/nest.sql", "SELECT 1 AS one " .. ("/* "):rep(n) .. ("*/ "):rep(n) .. ";\n" ..
+        ("/*\n"):rep(2000) .. ("*/\n"):rep(2000) .. "SELECT 2 AS two;\n")
+      local r = sql("-p", "nest.sql")
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal("one\n1\n(1 row)\ntwo\n2\n(1 row)\n", r.stdout)
+      -- never closed: the server's error at its line, the quoted comment and the excerpt cut short
+      t.write(dir .. "/open.sql", "SELECT 1;\nSELECT 2 " .. ("/* "):rep(n) .. "\n")
+      r = sql("open.sql")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "open.sql:2:10: unterminated /* comment at or near")
+      assert(#r.stderr < 16 * 1024, #r.stderr .. " bytes of messages")
+    end)
+
+    it("\\i /dev/zero stops at its first NUL byte (exit 1); going on after errors at 16 MiB (exit 3)",
+      function()
+      t.write(dir .. "/zero.sql", "SELECT 1;\n\\i /dev/zero\nSELECT 'never';\n")
+      local r = sql("zero.sql")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "/dev/zero:1:1: NUL byte (\\0) in the statement: it is not sent")
+      r = sql("--continue-on-error", "zero.sql")
+      assert.are.equal(3, r.code)
+      has(r.stderr, "/dev/zero is not a regular file and has more than 16 MiB: stopped reading it")
+      has(r.stderr, "in zero.sql:2 (\\i /dev/zero)")
+      -- the script itself
+      r = sql("/dev/zero")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "/dev/zero:1:1: NUL byte")
+    end)
+
+    it("\\i of a FIFO: empty at once without a writer; an endless writer stops at 16 MiB (exit 3)", function()
+      local fifo = dir .. "/fifo"
+      assert(require("posix.sys.stat").mkfifo(fifo))
+      t.write(dir .. "/fifo.sql", "\\i fifo\nSELECT 'after' AS a;\n")
+      local r = sql("-p", "fifo.sql")
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal("a\nafter\n(1 row)\n", r.stdout)
+      -- an endless writer, holding the FIFO open before database sql starts
+      local fcntl = require "posix.fcntl"
+      local fd = assert(fcntl.open(fifo, fcntl.O_RDWR))
+      local fh = assert(require("posix.stdio").fdopen(fd, "w"))
+      local writer = assert(require("dbtool.core.proc").spawn { argv = { "yes", "abc" }, stdout = fh })
+      fh:close()
+      local ok, res = pcall(sql, "fifo.sql")
+      writer:kill("TERM")
+      writer:wait()
+      assert(ok, res)
+      r = res
+      assert.are.equal(3, r.code)
+      has(r.stderr, "fifo is not a regular file and has more than 16 MiB: stopped reading it")
+    end)
+
+    it("includes nested too deep (a file including itself) exit 3 at the include", function()
+      t.write(dir .. "/self.sql", "SELECT 1;\n\\ir self.sql\n")
+      local r = sql("self.sql")
+      assert.are.equal(3, r.code)
+      has(r.stderr, "self.sql:2:1: too many nested includes (more than 64): is a file including itself?")
+    end)
+
+    it("a pg_dump custom-format dump given as a script exits 3 and names pg_restore", function()
+      t.write(dir .. "/dump.custom", "PGDMP\1\14\0\4\8\1\1\1\0\0\0junk")
+      local r = sql("dump.custom")
+      assert.are.equal(3, r.code)
+      has(r.stderr, "dump.custom is a PostgreSQL custom-format dump, not a psql script")
+      has(r.stderr, "pg_restore")
+    end)
+
+    it("NUL bytes and invalid UTF-8: psql's outcome, at file:line:col, nothing sent cut short", function()
+      t.write(dir .. "/nul.sql", "CREATE TABLE d (id int);\nINSERT INTO d VALUES (1), (2);\n" ..
+        "DELETE FROM d\0 WHERE id = 1;\n")
+      local r = sql("nul.sql")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "nul.sql:3:14: NUL byte (\\0) in the statement: it is not sent")
+      -- the statement was not sent cut at the NUL (that would have deleted both rows)
+      local conn <close> = t.connect(url)
+      assert.are.equal(2, conn:exec("SELECT count(*) FROM d")[1][1])
+      t.write(dir .. "/bad.sql", "SELECT 'a\255b';\n")
+      r = sql("bad.sql")
+      assert.are.equal(1, r.code)
+      has(r.stderr, "bad.sql:1:10: invalid byte sequence for encoding \"UTF8\": 0xff (SQLSTATE 22021)")
+    end)
   end)
 end)

@@ -160,6 +160,29 @@ return { hooks = { after_each_migration = function(i) table.insert(_G.API_SPEC_S
       assert.has_error(function() dbtool.commands.x = 1 end)
     end)
 
+    it("reach the commands of groups: database secrets, database migrator", function()
+      local dir = t.tmpdir("apigroups")
+      t.write(dir .. "/.env.x", "A=1\nB=2\n")
+      t.write(dir .. "/m/20260101000000-one/up.sql", "SELECT 1;\n")
+      local code = [[
+local dbtool = require "dbtool"
+local dir = ...
+assert(dbtool.commands.secrets { "list", dir .. "/.env.x" } == 0)
+assert(dbtool.commands.migrator { "list", "-r", "-d", dir .. "/m" } == 0)
+local ok, e = pcall(dbtool.commands.secrets, { "lsit" })
+print(ok, e.exit)
+ok, e = pcall(dbtool.commands.secrets, { file = "x" })
+print(ok, e.exit)
+error(require("dbtool.errors").new(3, "after the calls"))
+]]
+      local script = t.write(dir .. "/s.lua", code)
+      local r = t.run { argv = { "db-tool", script, dir }, env = { LOCAL_DIR = dir, DATABASE_DIR = false } }
+      assert.are.equal(3, r.code, r.stderr)
+      assert.are.equal("A\nB\n20260101000000-one\nfalse\t9\nfalse\t9\n", r.stdout)
+      -- errors after the calls are the script's (db-tool>), not the last command's
+      assert.are.equal("db-tool> after the calls\n", r.stderr)
+    end)
+
     it("resolve project commands and list every name", function()
       local dir = t.tmpdir("apinames")
       t.write(dir .. "/db/db-tool.lua", "return { commands = { twice = { options = { { '-n', arg = 'N' } },\n"

@@ -57,7 +57,20 @@ BEGIN ATOMIC SELECT (1; \\; BEGIN; END;" \
 1	x
 \\N	y\\tz
 \\.
-SELECT 1;"
+SELECT 1;" \
+  "SELECT
+
+1 -- c
+
+
+\\echo x
+
++ '
+
+' /*
+
+*/;
+\\g"
 do
   i=$((i + 1))
   printf '%s' "$s" > "$out/corpus/seed$i"

@@ -2,17 +2,17 @@
 -- tricky pieces (quotes of every kind, dollar quotes, comments, numbers with trailing junk,
 -- parameters, variables, \if branches, BEGIN ATOMIC bodies, flips of
 -- standard_conforming_strings, empty lines) and the meta-commands sqlrun runs (\g \gx
--- \gset \gexec \r \p \w \q, \copy … from stdin / to stdout, COPY, \c, \o, \qecho, \timing,
--- \pset, \x, \echo :var, \ir of a file with a byte-order mark, AUTOCOMMIT off,
--- ON_ERROR_ROLLBACK on, transactions); each runs through `psql -X -q -A -F '<tab>' -f` and
+-- \gset \gexec \crosstabview \gdesc \r \p \w \q, \copy … from stdin / to stdout, COPY, \c, \o,
+-- \qecho, \timing, \pset, \x, \echo :var, \ir of a file with a byte-order mark, AUTOCOMMIT
+-- off, ON_ERROR_ROLLBACK on, transactions); each runs through `psql -X -q -A -F '<tab>' -f` and
 -- through sqlrun (both going on after errors, rows printed) on a throw-away cluster that
 -- logs every statement it receives (csvlog). What the server received must be the same, byte
 -- for byte (PSQL_DIFF_LOOSE=1: up to whitespace and lone ';'), and so must the standard
 -- output (`Time:` lines of \timing aside). A difference prints the script (as a Lua
 -- string), both statement lists and both outputs; the exit status is 1.
 --
--- Not covered, on purpose: \crosstabview, \gdesc, \watch (db-tool does not run them), and
--- the data lines of a COPY … FROM stdin that failed (psql runs them as SQL, db-tool skips
+-- Not covered, on purpose: \watch (psql repeats the query forever; db-tool does not run it),
+-- and the data lines of a COPY … FROM stdin that failed (psql runs them as SQL, db-tool skips
 -- them; the data pieces here are `-- …` lines, which send nothing as SQL either way).
 --
 --   build/db-tool spec/support/psql_diff.lua [SCRIPTS [SEED]]     (not as root; default 300)
@@ -71,7 +71,9 @@ local META_PIECES = {
   "\nBEGIN;\n", "\nCOMMIT;\n", "\nROLLBACK;\n", "\nSAVEPOINT s;\n", "\nRELEASE s;\n", "\nSELECT 1/0;\n",
   "\nINSERT INTO t VALUES ('i');\n", "\nVACUUM t;\n",
   "\n\\c\n", "\n\\c -reuse-previous=on\n", "\n\\ir inc.sql\n", "\n\\q\n", "\n\\if false\n\\q\n\\endif\n",
-  "\n\\w /dev/null\n",
+  "\n\\w /dev/null\n", "SELECT 1 AS v, 2 AS h, 3 AS d \\crosstabview\n", " \\crosstabview\n",
+  " \\crosstabview 2 1\n",
+  "SELECT 1 AS a, 'x'::varchar(2) AS b \\gdesc\n", " \\gdesc\n",
 }
 
 local function script()

@@ -89,6 +89,30 @@ describe("sqlrun.print", function()
     assert.matches("^border                   1\n", list)
   end)
 
+  it("pivots a result as \\crosstabview: headers in order of appearance or by the sort column", function()
+    local p = printer.defaults()
+    local r = res({ "v", "h", "d" }, { { "r1", "c1", "x" }, { "r2", "c2", "y" }, { "r1", "c2", "z" }, { nil, "c1", "n" } })
+    local ct = assert(printer.crosstab(p, r, {}))
+    assert.equal("v\tc1\tc2\nr1\tx\tz\nr2\t\ty\n\tn\t\n(3 rows)\n", printer.format(p, ct))
+    r = res({ "v", "h", "d", "s" }, { { "r1", "c1", "x", "2" }, { "r2", "c2", "y", "1" }, { "r3", "c3", nil } })
+    printer.pset(p, "null", "N")
+    ct = assert(printer.crosstab(p, r, { "v", "h", "d", "s" }))
+    assert.equal("v\tc3\tc2\tc1\nr1\t\t\tx\nr2\t\ty\t\nr3\tN\t\t\n(3 rows)\n", printer.format(p, ct))
+    -- names: unquoted lowercased, "quoted" as written; numbers from 1
+    r = res({ "V", "h", "d" }, { { "1", "2", "3" } })
+    assert.equal('\\crosstabview: column name not found: "v"', select(2, printer.crosstab(p, r, { "V" })))
+    assert.is_table(printer.crosstab(p, r, { '"V"', "2", "3" }))
+    assert.equal("\\crosstabview: column number 7 is out of range 1..3", select(2, printer.crosstab(p, r, { "7" })))
+    assert.equal("\\crosstabview: vertical and horizontal headers must be different columns",
+      select(2, printer.crosstab(p, r, { "1", "1" })))
+    assert.equal("\\crosstabview: query must return at least three columns",
+      select(2, printer.crosstab(p, res({ "a", "b" }, {}), {})))
+    assert.equal("\\crosstabview: data column must be specified when query returns more than three columns",
+      select(2, printer.crosstab(p, res({ "a", "b", "c", "d" }, {}), {})))
+    assert.equal('\\crosstabview: query result contains multiple data values for row "a", column "b"',
+      select(2, printer.crosstab(p, res({ "v", "h", "d" }, { { "a", "b", "1" }, { "a", "b", "2" } }), {})))
+  end)
+
   it("prints \\timing's line as psql", function()
     assert.equal("Time: 0.500 ms\n", printer.timing(0.5))
     assert.equal("Time: 61500.000 ms (01:01.500)\n", printer.timing(61500))

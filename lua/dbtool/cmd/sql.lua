@@ -19,11 +19,11 @@ local cluster, else libpq's environment: README "Which database"; --wait for it 
 as `psql -X -q -v ON_ERROR_STOP=1 -f` would run it: each statement sent as psql builds it,
 stopping at the first error, which is reported as file:line:col with the statement and a
 caret. Meta-commands run as in psql 15: \i \ir \include \include_relative \cd \q \set
-\unset \getenv \if \elif \else \endif \g \gx \gset \gexec \r \p \w \copy (from
-stdin|pstdin|file|program, to stdout|pstdout|file|program) \c \connect \o \echo \qecho \warn
-\timing \pset \a \t \x \f \C \H \T \conninfo \encoding \! \restrict \unrestrict; variables
-:name :'name' :"name" :{?name}; AUTOCOMMIT and ON_ERROR_ROLLBACK as in psql; a UTF-8
-byte-order mark is dropped. Other meta-commands (\d..., \crosstabview, \gdesc, \watch ...) are
+\unset \getenv \if \elif \else \endif \g \gx \gset \gexec \crosstabview \gdesc \r \p \w
+\copy (from stdin|pstdin|file|program, to stdout|pstdout|file|program) \c \connect \o \echo
+\qecho \warn \timing \pset \a \t \x \f \C \H \T \conninfo \encoding \! \restrict
+\unrestrict; variables :name :'name' :"name" :{?name}; AUTOCOMMIT and ON_ERROR_ROLLBACK as in
+psql; a UTF-8 byte-order mark is dropped. Other meta-commands (\d..., \watch, \lo_* ...) are
 errors at their line. Unlike psql: rows are printed only with -p (as psql -A -F '<tab>'), or
 to \o FILE / \g FILE; the data lines of a COPY ... FROM stdin that failed are skipped, never
 run as SQL; \c is refused with -1. pg_dump's plain output restores as with psql -f.

@@ -21,8 +21,9 @@ local M = {
     { "DB_TOOL_DEBUG", "tracebacks of internal errors" },
   },
   exit_codes = {
-    { 0, "ok (run: the script's return value, an integer, is the exit code; false is 1)" },
-    { 1, "a Lua error in the script, an unknown interpreter option" },
+    { 0, "ok (run: the script's return value is the exit code: 0-255, nil/true 0, false 1)" },
+    { 1, "a Lua error in the script, an unknown interpreter option; run: the script returned a "
+      .. "string (an error message) or another value" },
     { 13, "program bug" },
   },
 }
@@ -60,12 +61,18 @@ local function run_chunk(f, ...)
     local msg = tostring(e)
     if type(e) ~= "string" and type(e) ~= "number" then
       local mt = getmetatable(e)
-      if not (mt and mt.__tostring) then msg = "(error object is a " .. type(e) .. " value)" end
+      if not (mt and mt.__tostring) then
+        msg = "(error object is " .. require("dbtool.project").describe(e) .. ")"
+      end
     end
     return debug.traceback(msg, 2)
   end, ...))
   if res[1] then return true, res[2] end
   local e = res[2]
+  if e == "not enough memory" then -- no message handler runs for a memory error
+    e = errors.new(errors.GENERIC, "the script ran out of memory", { hint = "a script may grow db-tool's "
+      .. "Lua memory by settings.memory_limit of the project's db-tool.lua (default 1GB)" })
+  end
   if errors.is(e) then return false, cli.report(e) end
   io.stderr:write("db-tool: ", e, "\n")
   return false, 1
@@ -111,7 +118,8 @@ M.HELP = HELP
 M.options = M.INTERPRETER.options
 
 --- Lua-compatible interpreter. argv as given after the program name. With `use_result`
---- (db-tool run), the script's return value is the exit code: an integer as is, false → 1.
+--- (db-tool run), the script's return value is the exit code as a project command's
+--- (dbtool.project.result_code): 0-255 as is, nil/true → 0, false → 1, a string is an error.
 function M.interpret(argv, progname, use_result)
   local command = require "dbtool.command"
   local ok, opts = errors.try(command.parse, M.INTERPRETER, argv)
@@ -172,11 +180,23 @@ function M.interpret(argv, progname, use_result)
   if script == "-" then f, err = load(io.stdin:read("a"), "=stdin") else f, err = loadfile(script) end
   f = load_chunk(f, err)
   if not f then return 1 end
-  local okc, code = run_chunk(f, table.unpack(arg, 1))
-  if not okc then return code end
+  -- db-tool run: the script is project code, with its memory budget (settings.memory_limit
+  -- of the project's db-tool.lua, default dbtool.project.RUN_MEMORY)
+  local prev_limit
   if use_result then
-    if math.type(code) == "integer" then return code end
-    if code == false then return 1 end
+    local project = require "dbtool.project"
+    local okp, p = pcall(project.load)
+    local budget = project.run_memory(okp and p or nil)
+    prev_limit = core.memory_limit(nil)
+    if budget then core.memory_limit(math.floor(collectgarbage("count") * 1024) + budget) end
+  end
+  local okc, code = run_chunk(f, table.unpack(arg, 1))
+  if use_result then core.memory_limit(prev_limit) end
+  if not okc then return code end
+  if use_result then -- as a project command's: a string is an error message (dbtool.project)
+    local okr, rc = errors.try(require("dbtool.project").result_code, code, "the script", script)
+    if not okr then return cli.report(rc) end
+    return rc
   end
   return 0
 end
@@ -193,8 +213,8 @@ function M.main(argv)
       local out = file and io.stdout or io.stderr
       out:write("Usage: db-tool run FILE.lua [args]\n\nRuns FILE with `arg` and `...` set, and the",
         " db-tool Lua API available (local dbtool = require \"dbtool\").\nThe script's return",
-        " value is the exit code (an integer; false = 1); a raised db-tool error exits\nwith its",
-        " code after printing it. See README, \"Lua API\".\n")
+        " value is the exit code (0-255; nil/true = 0, false = 1; a string is an error\nmessage, exit 1);",
+        " a raised db-tool error exits with its code after printing it. See README,\n\"Scripts\".\n")
       if file then return 0 end
       return errors.MISSING
     end

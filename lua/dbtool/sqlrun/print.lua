@@ -319,6 +319,123 @@ function M.format(popt, res)
   return concat(out)
 end
 
+-- psql's dequote_downcase_identifier: "quoted" parts as written ("" is "), the rest lowercased.
+local function dequote_downcase(s)
+  local out, i, inq = {}, 1, false
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == '"' then
+      if inq and s:sub(i + 1, i + 1) == '"' then
+        out[#out + 1] = '"'
+        i = i + 1
+      else
+        inq = not inq
+      end
+    elseif inq then
+      out[#out + 1] = c
+    else
+      out[#out + 1] = c:lower()
+    end
+    i = i + 1
+  end
+  return concat(out)
+end
+
+M.MAX_CROSSTAB_COLUMNS = 1600
+
+--- psql's \crosstabview: result `res` pivoted around its columns args[1] (vertical header,
+--- default the first), args[2] (horizontal header, default the second), args[3] (data:
+--- needed with more than three columns), args[4] (sorts the horizontal header by its integer
+--- value), each a column number or name. Returns a result to print, or nil, psql's message.
+function M.crosstab(popt, res, args)
+  local fields = res.fields or {}
+  local ncol, n = #fields, res.n or #res
+  if ncol < 3 then return nil, "\\crosstabview: query must return at least three columns" end
+  local function index(arg)
+    if arg:match("^%d+$") then
+      local k = tonumber(arg)
+      if k < 1 or k > ncol then
+        error(string.format("\\crosstabview: column number %d is out of range 1..%d", k, ncol), 0)
+      end
+      return k
+    end
+    local name, found = dequote_downcase(arg), nil
+    for k, f in ipairs(fields) do
+      if f == name then
+        if found then error(string.format('\\crosstabview: ambiguous column name: "%s"', name), 0) end
+        found = k
+      end
+    end
+    if not found then error(string.format('\\crosstabview: column name not found: "%s"', name), 0) end
+    return found
+  end
+  local ok, out = pcall(function()
+    local colV = args[1] and index(args[1]) or 1
+    local colH = args[2] and index(args[2]) or 2
+    if colV == colH then
+      error("\\crosstabview: vertical and horizontal headers must be different columns", 0)
+    end
+    local colD
+    if args[3] then
+      colD = index(args[3])
+    else
+      if ncol ~= 3 then
+        error("\\crosstabview: data column must be specified when query returns more than three columns", 0)
+      end
+      for k = 1, 3 do if k ~= colV and k ~= colH then colD = k break end end
+    end
+    local colS = args[4] and index(args[4])
+    local NULL = {}
+    local rows, rindex, cols, cindex = {}, {}, {}, {}
+    local cells = {}
+    for i = 1, n do
+      local row = res[i]
+      local v, h = row[colV], row[colH]
+      local vk, hk = v == nil and NULL or v, h == nil and NULL or h
+      if not rindex[vk] then
+        rows[#rows + 1] = v or NULL
+        rindex[vk] = #rows
+      end
+      if not cindex[hk] then
+        local sort = colS and (tonumber((row[colS] or ""):match("^%s*([+-]?%d+)")) or 0)
+        cols[#cols + 1] = { name = h, sort = sort, pos = #cols + 1 }
+        cindex[hk] = #cols
+        if #cols > M.MAX_CROSSTAB_COLUMNS then
+          error(string.format("\\crosstabview: maximum number of columns (%d) exceeded",
+            M.MAX_CROSSTAB_COLUMNS), 0)
+        end
+      end
+      local key = rindex[vk] .. ":" .. cindex[hk]
+      if cells[key] ~= nil then
+        local shown = function(x) return x == nil and (popt.null ~= "" and popt.null or "(null)") or x end
+        error(string.format('\\crosstabview: query result contains multiple data values for row "%s", ' ..
+          'column "%s"', shown(v), shown(h)), 0)
+      end
+      cells[key] = row[colD] == nil and NULL or row[colD]
+    end
+    if colS then
+      table.sort(cols, function(a, b)
+        if a.sort ~= b.sort then return a.sort < b.sort end
+        return a.pos < b.pos
+      end)
+    end
+    local r = { fields = { fields[colV] }, n = #rows }
+    for j, c in ipairs(cols) do r.fields[j + 1] = c.name or popt.null end
+    for i, v in ipairs(rows) do
+      local line = { v ~= NULL and v or nil }
+      for j, c in ipairs(cols) do
+        local value = cells[i .. ":" .. cindex[c.name == nil and NULL or c.name]]
+        if value == NULL then line[j + 1] = nil
+        else line[j + 1] = value or "" end
+      end
+      r[i] = line
+    end
+    return r
+  end)
+  if not ok then return nil, out end
+  return out
+end
+
 --- \timing's line for `ms` milliseconds, as psql's PrintTiming.
 function M.timing(ms)
   if ms < 1000 then return string.format("Time: %.3f ms\n", ms) end

@@ -16,7 +16,8 @@ local M = {
       help = "lock_timeout for migration statements (default 10s; 0 = off)" },
     { "--sql", help = "with --dry-run: print the statements that would run (PostgreSQL)" },
     require("dbtool.migrator.common").WAIT_OPTION,
-    { "--json", help = "a JSON document of the run (of every target with --targets)" },
+    { "--json", help = "print one JSON document at the end: the migrations run, their timings, the "
+      .. "error (with --targets: every target's result)" },
     { "--result-file", arg = "FILE",
       help = "write the run's from/to/applied names to FILE (tab-separated)" },
     { "--targets", arg = "FILE", complete = "file",
@@ -45,7 +46,10 @@ Fleets: with --targets FILE|- or --all-targets, each target is migrated by a mig
 own (the same arguments), --jobs at a time; a line per finished target, then a summary table
 (or --json); each target's log is kept. Exit 0 when every target succeeded, 4 when any
 failed, 130 interrupted (Ctrl-C: no new target starts; the running ones roll back their
-current migration).]],
+current migration).
+--json prints one JSON document on stdout at the end (README "Machine-readable results"):
+`steps` are the migrations run (name, direction, outcome, duration_ms; the failing one last
+with ok false), `plan` the plan, `done` how many ran, `error` the error as data.]],
 }
 
 --- Completion of the words after `migrate`: the directions, then the migration names for `to`.
@@ -136,20 +140,15 @@ local function fleet_run(ctx, opts)
   return fleet.exit_code(results, interrupted)
 end
 
---- --result-file / --json of one run: what it did.
-local function write_result(opts, res, eng)
-  local migrate = require "dbtool.migrate"
+--- --result-file of one run (read by a fleet's parent): what it did.
+local function write_result(opts, res)
   local lines = {}
   if res.from then lines[#lines + 1] = "from\t" .. res.from end
   if res.to then lines[#lines + 1] = "to\t" .. res.to end
-  local applied, reverted, rep = {}, {}, 0
   for _, s in ipairs(res.steps) do
     if s.outcome ~= "skipped" then
       local kind = s.repeatable and "repeatable" or (s.direction == "up" and "applied" or "reverted")
       lines[#lines + 1] = kind .. "\t" .. s.name
-      if s.repeatable then rep = rep + 1
-      elseif s.direction == "up" then applied[#applied + 1] = s.name
-      else reverted[#reverted + 1] = s.name end
     end
   end
   if opts.result_file then
@@ -159,17 +158,21 @@ local function write_result(opts, res, eng)
       f:close()
     end
   end
-  if opts.json and not opts.dry_run then
-    io.stdout:write(migrate.json { schema_version = 1, migration_dir = eng.dir,
-      from = res.from or migrate.null, to = res.to or migrate.null, applied = migrate.array(applied),
-      reverted = migrate.array(reverted), repeatable = rep, status = res.failed and "failed" or "ok" }, "\n")
-  end
 end
 
 function M.run(ctx, opts)
+  if opts.targets or opts.all_targets then return fleet_run(ctx, opts) end
+  if opts.json then
+    return require("dbtool.report").run("migrator migrate",
+      function(doc) return M.migrate(ctx, opts, doc) end)
+  end
+  return M.migrate(ctx, opts)
+end
+
+--- The run; `doc`: the --json document to fill, or nil.
+function M.migrate(ctx, opts, doc)
   local common = require "dbtool.migrator.common"
   local errors = require "dbtool.errors"
-  if opts.targets or opts.all_targets then return fleet_run(ctx, opts) end
   for _, k in ipairs { "jobs", "fail_fast", "log_dir" } do
     if opts[k] then
       errors.raise(errors.NOT_FOUND, "--" .. k:gsub("_", "-") .. " goes with --targets or --all-targets")
@@ -183,19 +186,29 @@ function M.run(ctx, opts)
   end
   local store <close> = common.open(ctx, opts, not opts.dry_run)
   local migrate = require "dbtool.migrate"
+  local policy = common.policy(opts)
+  local steps_done = doc and require("dbtool.report").record_migrations(doc, policy)
   local eng = migrate.new { store = store, layout = "dirs", dir = common.migration_dir(ctx.globals),
-    policy = common.policy(opts), vars = vars, log = ctx.log, force = opts.force,
+    policy = policy, vars = vars, log = ctx.log, force = opts.force,
     allow_modified = opts.allow_modified, dry_run = opts.dry_run, sql = opts.sql }
   if opts.force then ctx.log:warn("--force: the migration history check is skipped") end
   local res = { steps = {} }
-  if opts.result_file or opts.json then
+  if opts.result_file then
     eng.on_step = function(info) res.steps[#res.steps + 1] = info end
   end
   local ok, err = errors.try(eng.migrate, eng, target)
   if ok and err and err.plan then res.from, res.to = err.plan.from, err.plan.to end
-  if opts.result_file or opts.json then
+  if opts.result_file then
     res.failed = not ok
-    write_result(opts, res, eng)
+    write_result(opts, res)
+  end
+  if doc then
+    steps_done()
+    if ok then
+      doc.plan = require("dbtool.report").plan(err.plan)
+      doc.done = err.done
+      doc.dry_run = opts.dry_run or false
+    end
   end
   if not ok then
     -- the original's "no migrations found" when the directory itself is missing: say where

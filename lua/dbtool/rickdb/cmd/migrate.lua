@@ -6,6 +6,7 @@ local M = {
   options = {
     { "--lock-wait", arg = "SECONDS",
       help = "wait for a concurrent migration at most this long (default 60)" },
+    { "--json", help = "print one JSON document at the end: the migrations run, their timings, the error" },
   },
   positionals = { { "path", optional = true, complete = "dir" } },
   rest = "ARGS",
@@ -15,7 +16,10 @@ file names, printing `Executing <file>... success` (or `skipping, already applie
 `skipping, empty migration`). Each file and its _migration row are committed together; on
 an error nothing of that file stays, earlier files stay applied, and the run stops (252).
 Empty files are skipped and not recorded (as rick_db does).
-  --lock-wait SECONDS   wait for a concurrent migration at most this long (default 60)]],
+  --lock-wait SECONDS   wait for a concurrent migration at most this long (default 60)
+  --json                one JSON document on stdout at the end (the lines above go to stderr):
+                        steps (each file run: name, outcome, duration_ms), done, the error
+                        as data (README "Machine-readable results")]],
 }
 
 --- The migration policy of a run: the store's, the [rickdb] settings, the connection.
@@ -31,6 +35,15 @@ function M.policy(ctx)
 end
 
 function M.run(ctx, opts)
+  if opts.json then
+    return require("dbtool.report").run("rickdb migrate",
+      function(doc) return M.migrate(ctx, opts, doc) end)
+  end
+  return M.migrate(ctx, opts)
+end
+
+--- The run; `doc`: the --json document to fill, or nil.
+function M.migrate(ctx, opts, doc)
   local common = require "dbtool.rickdb.common"
   local errors = require "dbtool.errors"
   common.setup(ctx, opts, 1)
@@ -70,9 +83,14 @@ function M.run(ctx, opts)
       open_line = false
     end,
   }
+  local steps_done = doc and require("dbtool.report").record_migrations(doc, pol)
   local eng = require("dbtool.migrate").new { store = s, layout = "flat", dir = dir, policy = pol,
     log = ctx.log, report_errors = false, progress = false }
   local ok, err = errors.try(eng.migrate, eng, { kind = "up", n = "all" })
+  if doc then
+    steps_done()
+    if ok then doc.done = err.done end
+  end
   if not ok then
     if open_line then write(1, style("red", "error") .. "\n") end
     if err.bug or err.interrupted then error(err, 0) end
