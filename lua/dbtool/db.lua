@@ -28,18 +28,25 @@ M.LIBPQ_VARS = { "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSE
 --- Where the database comes from (the order above): url, source, or nil. `url` = "" is
 --- libpq's environment (source "libpq", a conninfo meaning "libpq's defaults"). opts: url
 --- (-u), migrator (DB_URL before PGURL), cluster (consider the local cluster).
+local function found(url, source)
+  -- its passwords are registered with the log redaction before anything can print it or an
+  -- error about it
+  require("dbtool.log").add_connection(url)
+  return url, source
+end
+
 function M.resolve(opts)
   opts = opts or {}
-  if opts.url then return opts.url, "-u" end
+  if opts.url then return found(opts.url, "-u") end
   local vars = opts.migrator and { "DB_URL", "PGURL", "DATABASE_URL" }
     or { "PGURL", "DB_URL", "DATABASE_URL" }
   for _, name in ipairs(vars) do
     local v = env.get(name)
-    if v and v ~= "" then return v, name end
+    if v and v ~= "" then return found(v, name) end
   end
   if opts.cluster then
     local url, socket = M.local_url()
-    if url and require("posix.sys.stat").stat(socket) then return url, "cluster" end
+    if url and require("posix.sys.stat").stat(socket) then return found(url, "cluster") end
   end
   for _, name in ipairs(M.LIBPQ_VARS) do
     local v = env.get(name)
@@ -115,10 +122,11 @@ end
 
 --- Connect to the command's database (see url()); opts as dbtool.pg.connect.
 function M.connect(ctx, opts)
-  local url = M.require_url(ctx)
-  opts = opts or {}
-  if not opts.log and ctx and ctx.log then opts.log = ctx.log end
-  return require("dbtool.pg").connect(url, opts)
+  local url, source = M.require_url(ctx)
+  local o = { source = source }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if not o.log and ctx and ctx.log then o.log = ctx.log end
+  return require("dbtool.pg").connect(url, o)
 end
 
 return M

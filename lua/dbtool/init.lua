@@ -29,7 +29,13 @@ local aliases = {
 --- else the local cluster of PG_WORKING_DIR). opts as dbtool.pg.connect (log, quiet).
 --- The connection closes when garbage-collected or with `local c <close> = ...`.
 function M.connect(url, opts)
-  if url == nil then url = require("dbtool.db").require_url() end
+  if url == nil then
+    local source
+    url, source = require("dbtool.db").require_url()
+    local o = { source = source }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    opts = o
+  end
   return require("dbtool.pg").connect(url, opts)
 end
 

@@ -224,6 +224,9 @@ describe("faults", function()
 
       local ok, err = pcall(function()
         p.init()
+        -- a first connection writes the database's relcache init file: without it, a new
+        -- backend on a full disk fails to start ("could not write init file") instead
+        assert.are.equal(0, p.run({ "database", "sql", "-c", "SELECT 1" }).code)
         fill(4 * 1024 * 1024)
         r = p.run { "database", "sql", "-c", "CREATE TABLE big (v text); "
           .. "INSERT INTO big (v) SELECT repeat('x', 1000) || g FROM generate_series(1, 100000) g" }

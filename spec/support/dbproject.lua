@@ -66,7 +66,8 @@ function M.spawn(dir, args, extra)
   for k, v in pairs(M.env(dir, extra)) do env[k] = v or nil end
   local tmp = t.tmpdir("out")
   local p = assert(require("dbtool.core.proc").spawn { argv = argv, env = env, cwd = dir, stdin = "null",
-    stdout = { path = tmp .. "/stdout" }, stderr = { path = tmp .. "/stderr" }, detach = true })
+    stdout = { path = t.watch_output(tmp .. "/stdout") },
+    stderr = { path = t.watch_output(tmp .. "/stderr") }, detach = true })
   return p, tmp .. "/stdout", tmp .. "/stderr"
 end
 

@@ -62,6 +62,31 @@ function M.mkdir_p(dir)
   p:wait()
 end
 
+-- No secret in any output (run-busted.sh): everything the programs run by the specs print is
+-- appended to DB_TOOL_OUTPUT_LOG, and the URLs handed out carry DB_TOOL_PLANTED_PASSWORD; the
+-- run fails if that password shows up in any output.
+M.planted_password = os.getenv("DB_TOOL_PLANTED_PASSWORD")
+
+--- Append `text` (what a program printed) to the run's output log, under `label`.
+function M.record(label, text)
+  local log = os.getenv("DB_TOOL_OUTPUT_LOG")
+  if not log or text == nil or text == "" then return end
+  local f = io.open(log, "ab")
+  if f then
+    -- the label is ours (an argv): it names the planted password without counting as output
+    if M.planted_password then label = label:gsub(M.planted_password, "<PLANTED>") end
+    f:write("== ", label, "\n", text, text:sub(-1) == "\n" and "" or "\n")
+    f:close()
+  end
+end
+
+--- Record the file `path` (a program's stdout or stderr) in the output log at the end of
+--- the run, before temporary directories go. Returns path.
+function M.watch_output(path, label)
+  M.at_exit(function() M.record(label or path, M.read(path)) end)
+  return path
+end
+
 local function merged_env(overrides, clean)
   local all = clean and {} or stdlib.getenv()
   if clean then
@@ -105,6 +130,7 @@ function M.run(opts)
   end
   local res = { stdout = M.read(out) or "", stderr = M.read(err) or "", maxrss = p.maxrss }
   if how == "exited" then res.code = code else res.code = 128 + code; res.signal = code end
+  M.record(table.concat(argv, " "):sub(1, 200), res.stdout .. res.stderr)
   M.rm_rf(dir)
   return res
 end
@@ -146,10 +172,22 @@ function M.cluster()
   return shared_cluster
 end
 
---- URL of the database `name` on the shared cluster.
+--- URL of the database `name` on the shared cluster. Under run-busted.sh it carries the
+--- planted password (`postgresql://:PASSWORD@/name?…`: no user, so libpq's default; the
+--- cluster's trust authentication ignores the password), which no output may show.
 function M.db_url(name)
   local c = M.cluster()
-  return "postgresql:///" .. name .. "?host=" .. c.host .. "&port=" .. c.port
+  local userinfo = ""
+  if M.planted_password then
+    userinfo = ":" .. M.planted_password .. "@"
+    local marker = (os.getenv("TMPDIR") or "/tmp") .. "/planted-used"
+    local f = io.open(marker, "a")
+    if f then
+      f:write(name, "\n")
+      f:close()
+    end
+  end
+  return "postgresql://" .. userinfo .. "/" .. name .. "?host=" .. c.host .. "&port=" .. c.port
 end
 
 --- A new empty database on the shared cluster: returns its URL and name.

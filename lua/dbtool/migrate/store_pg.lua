@@ -449,6 +449,17 @@ function Hectic:ensure()
     self:init()
     return
   end
+  if #(res.stale or {}) > 0 then
+    -- it works as it is (e.g. the original's event triggers): update it when we may, and
+    -- carry on with what is there when we may not (a role that is not a superuser)
+    self.log:notice("updating the hectic bundle (%s)", table.concat(res.stale, ", "))
+    local aok, aerr = errors.try(require("dbtool.bundle").apply, self.conn, { log = self.log })
+    if not aok then
+      if errors.is(aerr) and aerr.interrupted then error(aerr, 0) end
+      self.log:warn("could not update the hectic bundle, going on with the installed one: %s",
+        errors.wrap(aerr).msg)
+    end
+  end
   self:ensure_columns()
 end
 

@@ -25,7 +25,7 @@ end
 
 --- `Warning : msg` on stderr (yellow on a terminal).
 function M.warn(msg)
-  M.write(2, M.style("yellow", "Warning : " .. log.redact(msg), 2) .. "\n")
+  M.write(2, M.style("yellow", "Warning : " .. log.shown(msg), 2) .. "\n")
 end
 
 local function indent(text)
@@ -42,13 +42,13 @@ function M.report(e)
     -- rick_db printed the server's message alone: the code goes below it
     head = head:gsub(" %(SQLSTATE " .. e.sqlstate .. "%)$", "")
   end
-  M.write(2, M.style("red", prefix .. " " .. log.redact(head), 2) .. "\n")
+  M.write(2, M.style("red", prefix .. " " .. log.shown(head), 2) .. "\n")
   if e.where and not e.toml then lines[#lines + 1] = "  at " .. e.where end
   if e.excerpt then lines[#lines + 1] = log.redact(e.excerpt) end
   if e.detail then lines[#lines + 1] = indent("detail: " .. e.detail) end
   if e.sqlstate then lines[#lines + 1] = "  sqlstate: " .. e.sqlstate end
   if e.hint then lines[#lines + 1] = indent("hint: " .. e.hint) end
-  if #lines > 0 then M.write(2, log.redact(table.concat(lines, "\n")) .. "\n") end
+  if #lines > 0 then M.write(2, log.shown(table.concat(lines, "\n")) .. "\n") end
 end
 
 --- The logger handed to the engine and the stores: warnings as rickdb prints them
