@@ -417,6 +417,21 @@ end
 
 -- ====================================================================== backup
 
+--- What to do about a failed pg_basebackup, from its message; `source` is where the URL
+--- came from (db.url). Ends with "; " or is nil.
+function M.backup_hint(msg, source)
+  msg = msg or ""
+  if msg:find("password authentication failed", 1, true) or msg:find("no password supplied", 1, true) then
+    return "check the user and password of the connection string (or ~/.pgpass); "
+  elseif msg:find("replication", 1, true) or msg:find("pg_hba.conf", 1, true) then
+    return "the server needs to allow replication connections (pg_hba.conf: "
+      .. "`local replication all trust`); "
+  elseif msg:find("No such file or directory", 1, true) or msg:find("Connection refused", 1, true) then
+    return source == "cluster" and "start the local cluster (`database init`); "
+      or "is the server running? check the host and port of the connection string; "
+  end
+end
+
 --- `backup`: pg_basebackup of the database server (-u/PGURL/DB_URL, else the local
 --- cluster) into DEFAULT_BACKUP_PATH ($LOCAL_DIR/focus/postgresql-backup).
 function M.backup(ctx, opts)
@@ -424,8 +439,8 @@ function M.backup(ctx, opts)
   local l = ctx.log
   local ui = require "dbtool.ui"
   local core = require "dbtool.core"
-  local pg = require "dbtool.core.pg"
-  local url = require("dbtool.db").require_url(ctx)
+  local pg = require "dbtool.pg"
+  local url, source = require("dbtool.db").require_url(ctx)
   local target = M.absolute(opts.path or env.default_backup_path())
   local parsed, perr = pg.parse_conninfo(url)
   if not parsed then
@@ -445,11 +460,12 @@ function M.backup(ctx, opts)
   local ok, err = errors.try(M.run, argv, "pg_basebackup", { env = child_env,
     stderr = progress and "inherit" or nil })
   if not ok then
+    pg.redact_error(err, url) -- libpq in pg_basebackup may quote pieces of a malformed URL
     require("dbtool.cluster").rm_rf(tmp)
     if not err.interrupted then
-      err.hint = err.hint or ("the server needs to allow replication connections (pg_hba.conf: "
-        .. "`local replication all trust`); " .. (exists(target) and ("the previous backup in " .. target
-        .. " is unchanged") or "nothing was written"))
+      local kept = exists(target) and ("the previous backup in " .. target .. " is unchanged")
+        or "nothing was written"
+      err.hint = err.hint or ((M.backup_hint(err.msg, source) or "") .. kept)
     end
     error(err, 0)
   end

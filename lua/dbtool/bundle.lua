@@ -24,12 +24,18 @@ M.PLACEHOLDER = "@HECTIC_VERSION@"
 --  ("hectic" in ASCII, then 0x0001). Other lock users must pick another key.
 M.LOCK_KEY = 0x6865637469630001
 
-local EVENT_TRIGGERS = {
+local EVENT_TRIGGERS = { "hectic_on_create_table" }
+M.EVENT_TRIGGERS = EVENT_TRIGGERS
+
+--- The original bundle's event triggers, replaced by hectic_on_create_table (same rules, one
+--  catalog pass instead of three, migration tools' tables exempt). A database that has them
+--  instead of ours works as before; apply() replaces them.
+local LEGACY_EVENT_TRIGGERS = {
   "hectic_enforce_created_at_inheritance",
   "hectic_attach_updated_at_trigger",
   "hectic_attach_immutable_triggers",
 }
-M.EVENT_TRIGGERS = EVENT_TRIGGERS
+M.LEGACY_EVENT_TRIGGERS = LEGACY_EVENT_TRIGGERS
 
 local function embedded(path)
   local s = core.embedded(path)
@@ -105,8 +111,15 @@ SELECT pg_catalog.to_regclass('hectic.version') IS NOT NULL AS has_version_table
          SELECT 'event trigger ' || t.name
            FROM pg_catalog.unnest($1::text[]) AS t(name)
           WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger AS e
-                             WHERE e.evtname = t.name AND e.evtenabled <> 'D')), NULL), E'\n')
-         AS missing
+                             WHERE e.evtname = t.name AND e.evtenabled <> 'D')
+            -- the original's three triggers enforce the same rules: outdated, not missing
+            AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_event_trigger AS e
+                  WHERE e.evtname = ANY ($2::text[]) AND e.evtenabled <> 'D')
+                < pg_catalog.cardinality($2::text[])), NULL), E'\n')
+         AS missing,
+       (SELECT pg_catalog.string_agg('event trigger ' || e.evtname || ' of the original bundle', E'\n'
+                                     ORDER BY e.evtname)
+          FROM pg_catalog.pg_event_trigger AS e WHERE e.evtname = ANY ($2::text[])) AS stale
 ]]
 
 local VERSION_SQL = "SELECT v.version FROM hectic.version AS v WHERE v.name = 'hectic'"
@@ -123,10 +136,11 @@ local function split_lines(s)
   return list
 end
 
--- {has_version_table =, version = db version or nil, missing = {...}}
+-- {has_version_table =, version = db version or nil, missing = {...}, stale = {...}}
 local function inspect(conn)
-  local r = conn:exec(STATE_SQL, pg_array(EVENT_TRIGGERS))[1]
-  local state = { has_version_table = r.has_version_table, missing = split_lines(r.missing) }
+  local r = conn:exec(STATE_SQL, pg_array(EVENT_TRIGGERS), pg_array(LEGACY_EVENT_TRIGGERS))[1]
+  local state = { has_version_table = r.has_version_table, missing = split_lines(r.missing),
+    stale = split_lines(r.stale) }
   if r.has_version_table then
     local v = conn:exec(VERSION_SQL)[1]
     state.version = v and v.version or nil
@@ -160,8 +174,10 @@ local function state_error(e, what)
 end
 
 --- Cheap check of the bundle in the database, for `migrate` (two small queries).
---  Returns {status =, installed =, expected =, missing = {...}} where status is
---    "ok"         the bundle of this version is installed and complete;
+--  Returns {status =, installed =, expected =, missing = {...}, stale = {...}} where status is
+--    "ok"         the bundle of this version is installed and complete (`stale` may still
+--                 list outdated parts that work, such as the original's event triggers:
+--                 apply() replaces them);
 --    "missing"    no hectic.version table (nothing installed, or only part of the bundle by hand);
 --    "incomplete" the right version, but something is absent or outdated (listed in missing:
 --                 apply() repairs it).
@@ -171,7 +187,8 @@ function M.check_version(conn)
   local expected = M.version()
   local ok, state = pcall(inspect, conn)
   if not ok then error(state_error(state, "cannot check the hectic bundle"), 0) end
-  local res = { installed = state.version, expected = expected, missing = state.missing }
+  local res = { installed = state.version, expected = expected, missing = state.missing,
+    stale = state.stale }
   if not state.has_version_table then
     res.status = "missing"
   elseif state.version == nil then
@@ -239,6 +256,7 @@ end
 --    previous  = "0.1.0" | nil,         the version found before (nil: fresh install)
 --    installed = true | false,          there was no version row before
 --    repaired  = {...},                 what check_version() reported missing before
+--    updated   = {...},                 what it reported stale (e.g. the original's triggers)
 --    changes   = {...},                 "hectic: ..." notices (constraint dropped, triggers made)
 --    notices   = { {severity =, msg =}, ... },   every notice
 --    seconds   = elapsed wall time,
@@ -308,14 +326,14 @@ function M.apply(conn, opts)
       if not fok then error(apply_error(e, f), 0) end
     end
     local after = inspect(conn)
-    if after.version ~= version or #after.missing > 0 then
+    if after.version ~= version or #after.missing > 0 or #after.stale > 0 then
       errors.raise(errors.BUG, "hectic bundle apply left the schema incomplete: "
-        .. table.concat(after.missing, ", "))
+        .. table.concat(after.missing, ", ") .. table.concat(after.stale, ", "))
     end
     finish()
     result = {
       version = version, previous = before.version, installed = before.version == nil,
-      repaired = before.missing, changes = changes, notices = notices,
+      repaired = before.missing, updated = before.stale, changes = changes, notices = notices,
     }
   end, errors.handler)
   conn:on_notice(previous_handler)
@@ -350,9 +368,21 @@ local function json_string(s)
   end) .. '"'
 end
 
+--- Longest secret key hectic.secret takes, in bytes: its UNIQUE index holds keys up to about
+--  2,700 bytes (a third of a page); longer ones fail in the database ("index row requires
+--  … bytes"). Checked before anything is sent.
+M.MAX_SECRET_KEY = 1024
+
+-- A key for a message: at most 60 bytes of it.
+local function show_key(k)
+  if #k <= 60 then return k end
+  return k:sub(1, 60) .. "…"
+end
+M.show_key = show_key
+
 --- Encode {KEY = "value"} as a JSON object with sorted keys (validated: non-empty string
---  keys, string values, valid UTF-8 without NUL bytes). Raises exit 1 naming the key (never
---  the value).
+--  keys of at most MAX_SECRET_KEY bytes, string values, valid UTF-8 without NUL bytes).
+--  Raises exit 1 naming the key (never the value).
 function M.secrets_json(secrets)
   if type(secrets) ~= "table" then
     errors.raise(errors.GENERIC, "secrets must be a table {KEY = \"value\"}, got " .. type(secrets))
@@ -362,6 +392,10 @@ function M.secrets_json(secrets)
     if type(k) ~= "string" or k == "" then
       errors.raise(errors.GENERIC, "secret keys must be non-empty strings, got " .. (
         type(k) == "string" and "an empty string" or type(k) .. " " .. tostring(k)))
+    end
+    if #k > M.MAX_SECRET_KEY then
+      errors.raise(errors.GENERIC, string.format("secret %s: the key is %d bytes long; hectic.secret "
+        .. "takes keys of at most %d bytes", show_key(k), #k, M.MAX_SECRET_KEY))
     end
     if type(v) ~= "string" then
       errors.raise(errors.GENERIC, string.format("secret %s: the value must be a string, got %s", k, type(v)))

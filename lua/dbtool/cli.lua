@@ -61,7 +61,7 @@ function M.report(e, ns)
   local head = e.msg
   if e.where then head = e.where .. ": " .. head end
   l:error("%s", indent(head, "  "))
-  if e.excerpt then io.stderr:write(log.redact(e.excerpt), "\n") end
+  if e.excerpt then io.stderr:write(log.shown(e.excerpt), "\n") end
   if e.detail then l:error("detail: %s", indent(e.detail, "  ")) end
   if e.hint then l:error("hint: %s", indent(e.hint, "  ")) end
   if e.context and os.getenv("DB_TOOL_DEBUG") then l:error("context: %s", indent(e.context, "  ")) end
@@ -94,6 +94,7 @@ function M.main(argv)
   log.configure()
   local args = {}
   for i = 1, #argv do args[i] = argv[i] end
+  log.add_connections_from(args)
   return M.run(M.personality_of(argv[0]), args)
 end
 

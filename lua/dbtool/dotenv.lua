@@ -50,6 +50,11 @@ local errors = require "dbtool.errors"
 
 local M = {}
 
+--- Most bytes of dotenv text (a file, HECTIC_DOTENV_CONTENT), and of all values together
+--- after expansion: values that expand each other (B=${A}${A}, C=${B}${B} …) stop there with
+--- an error at file:line:col instead of filling the memory.
+M.MAX_BYTES = 16 * 1024 * 1024
+
 local KEY_PATTERN = "^[A-Za-z_][A-Za-z0-9_.%-]*"
 local FAST_LINE = "^([A-Za-z_][A-Za-z0-9_.%-]*)=([A-Za-z0-9_./:@%%+,~^=%-]*)()\n"
 local BLANK = "^[ \t]*"
@@ -101,8 +106,15 @@ function M.decode(text, opts)
   local expand = opts.expand == true
   local lookup_env = opts.env
   local errs = {}
-  local function err(line, col, msg)
-    if #errs < max_errors then errs[#errs + 1] = { line = line, col = col, msg = msg } end
+  local fatal = false
+  local function err(line, col, msg, hint)
+    if #errs < max_errors then errs[#errs + 1] = { line = line, col = col, msg = msg, hint = hint } end
+  end
+
+  if #text > M.MAX_BYTES then
+    err(0, 0, string.format("the dotenv text is %d bytes; at most %d (16 MiB)", #text, M.MAX_BYTES),
+      "a dotenv file holds settings and secrets, not data")
+    return nil, errs
   end
 
   -- whole-text checks first: NUL bytes and invalid UTF-8 are reported at their line
@@ -137,7 +149,10 @@ function M.decode(text, opts)
     if type(lookup_env) == "function" then return lookup_env(name) end
     return nil
   end
-  local function expand_chunk(chunk, key, at_line, unquoted)
+  local expanded_total = 0   -- bytes of all expanded values so far (M.MAX_BYTES)
+  -- chunk: the text at byte `at` of s (for the position of an error)
+  local function expand_chunk(chunk, key, at_line, unquoted, at)
+    if fatal then return nil end
     if not expand or not chunk:find("$", 1, true) then return chunk end
     local out, p = {}, 1
     while true do
@@ -175,6 +190,16 @@ function M.decode(text, opts)
         if v == nil then
           err(at_line, 0, "undefined variable " .. name .. " in the value of " .. key
             .. " (define it earlier in the file, or write ${" .. name .. ":-} for an empty default)")
+          return nil
+        end
+        expanded_total = expanded_total + #v
+        if expanded_total > M.MAX_BYTES then
+          local pos = (at or 1) + d - 1
+          err(line_of(s, pos), col_of(s, pos), string.format("expanding %s in the value of %s goes "
+            .. "beyond %d bytes (16 MiB) for the values of this file", name, key, M.MAX_BYTES),
+            "values that expand each other over and over (B=${A}${A}, C=${B}${B} …) grow "
+            .. "exponentially: expand each value from plain ones")
+          fatal = true
           return nil
         end
         out[#out + 1] = v
@@ -229,7 +254,7 @@ function M.decode(text, opts)
     return fk ~= nil
   end
 
-  while i <= len and #errs < max_errors do
+  while i <= len and #errs < max_errors and not fatal do
     local _, b = s:find(BLANK, i)
     local p = b + 1
     local c = s:sub(p, p)
@@ -300,13 +325,13 @@ function M.decode(text, opts)
             if not a then break end
             local lit = s:sub(chunk_start, a - 1)
             if s:sub(a, a) == '"' then
-              local x = expand_chunk(lit, key, line)
+              local x = expand_chunk(lit, key, line, false, chunk_start)
               if x == nil then failed = true else parts[#parts + 1] = x end
               closed = a
               break
             end
             local e = s:sub(a + 1, a + 1)
-            local x = expand_chunk(lit, key, line)
+            local x = expand_chunk(lit, key, line, false, chunk_start)
             if x == nil then failed = true else parts[#parts + 1] = x end
             if e == "" then break end
             parts[#parts + 1] = ESCAPES[e] or ("\\" .. e)
@@ -337,7 +362,7 @@ function M.decode(text, opts)
             err(line, col_of(s, q + cc - 1), "control character (" .. show_char(raw:sub(cc, cc))
               .. ") in the unquoted value of " .. key .. " (use double quotes and an escape)")
           else
-            value = expand_chunk(raw, key, line, true)
+            value = expand_chunk(raw, key, line, true, q)
           end
           stop = nl
         end
@@ -368,8 +393,8 @@ function M.error(errs, source)
   end
   return errors.new(errors.MISSING, "invalid dotenv: " .. first.msg, {
     where = where(first), file = source, line = first.line, detail = detail, errors = errs,
-    hint = "lines are KEY=value (optionally `export KEY=value`); quote values that hold blanks "
-      .. "followed by #, or span lines; see `database secrets --help`",
+    hint = first.hint or ("lines are KEY=value (optionally `export KEY=value`); quote values that "
+      .. "hold blanks followed by #, or span lines; see `database secrets --help`"),
   })
 end
 
@@ -392,6 +417,11 @@ function M.read_file(path, opts)
   if not f then
     errors.raise(errors.MISSING, "dotenv file is not readable: " .. path,
       { hint = "check the path and its permissions", file = path })
+  end
+  if st.st_size > M.MAX_BYTES then
+    f:close()
+    errors.raise(errors.MISSING, string.format("dotenv file %s is %d bytes; at most %d (16 MiB)", path,
+      st.st_size, M.MAX_BYTES), { file = path, where = path })
   end
   local text = f:read("a")
   f:close()

@@ -48,17 +48,23 @@ function M.printable(s)
 end
 
 --- New error value. `fields` may add hint, file, line, sqlstate, ... The message, hint
---- and detail are shortened for display (M.shorten): an error quoting a hostile input (a
+--- and detail are redacted (no password or registered secret in an error value, whoever
+--- prints it), then shortened for display (M.shorten): an error quoting a hostile input (a
 --- 10 MB key) stays readable and cheap to print.
 function M.new(code, msg, fields)
   local e = {}
   if fields then
     for k, v in pairs(fields) do e[k] = v end
   end
+  local redact = require("dbtool.log").redact
+  local function shown(s)
+    if type(s) ~= "string" then return s end
+    return M.shorten(redact(s))
+  end
   e.exit = code
-  e.msg = M.shorten(msg)
-  e.hint = M.shorten(e.hint)
-  e.detail = M.shorten(e.detail)
+  e.msg = shown(msg)
+  e.hint = shown(e.hint)
+  e.detail = shown(e.detail)
   return setmetatable(e, M.mt)
 end
 

@@ -29,7 +29,13 @@ local aliases = {
 --- else the local cluster of PG_WORKING_DIR). opts as dbtool.pg.connect (log, quiet).
 --- The connection closes when garbage-collected or with `local c <close> = ...`.
 function M.connect(url, opts)
-  if url == nil then url = require("dbtool.db").require_url() end
+  if url == nil then
+    local source
+    url, source = require("dbtool.db").require_url()
+    local o = { source = source }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    opts = o
+  end
   return require("dbtool.pg").connect(url, opts)
 end
 
@@ -99,8 +105,11 @@ local function engine(o)
   local migrate = require "dbtool.migrate"
   local project = require "dbtool.project"
   local log = o.log or require("dbtool.log").ns("migrator")
-  local url = o.url or env.get("DB_URL") or require("dbtool.db").require_url()
-  local store = migrate.open_store(o.store or "hectic", url, { log = log, create = not o.dry_run })
+  local db = require "dbtool.db"
+  local url, source = db.resolve { url = o.url, migrator = true, cluster = true }
+  if not url then url = db.require_url() end
+  local target = source == "libpq" and { engine = "postgresql", target = "" } or url
+  local store = migrate.open_store(o.store or "hectic", target, { log = log, create = not o.dry_run })
   local pol = project.migration_policy(project.load())
   for k, v in pairs(o.policy or {}) do
     if k == "hooks" then

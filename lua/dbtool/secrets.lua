@@ -494,7 +494,14 @@ end
 --  Not a readable regular file → exit 3 `dotenv file is not readable: <path>`.
 function M.read(path)
   local real = M.resolve(path) or path
-  local text = is_regular(real) and read_all(real)
+  local regular, st = is_regular(real)
+  -- the plaintext limit is checked when it is parsed; an encrypted file is base64 (4/3)
+  local limit = 2 * require("dbtool.dotenv").MAX_BYTES
+  if regular and st.st_size > limit then
+    errors.raise(errors.MISSING, string.format("dotenv file %s is %d bytes; at most %d", path, st.st_size,
+      limit), { file = path, where = path, hint = "a dotenv file holds settings and secrets, not data" })
+  end
+  local text = regular and read_all(real)
   if not text then
     errors.raise(errors.MISSING, "dotenv file is not readable: " .. path,
       { hint = "check the path and its permissions", file = path })
@@ -555,6 +562,16 @@ function M.parse(text, source, l)
   local dotenv = require "dbtool.dotenv"
   local res = dotenv.parse(text, source, { env = env.get })
   for _, v in pairs(res.map) do log.add_secret(v) end
+  -- what hectic.secret cannot store is refused here, at its line, before anything is sent
+  local bundle = require "dbtool.bundle"
+  for _, e in ipairs(res.entries) do
+    if #e.key > bundle.MAX_SECRET_KEY then
+      errors.raise(errors.MISSING, string.format("the key %s is %d bytes long; hectic.secret takes keys "
+        .. "of at most %d bytes", bundle.show_key(e.key), #e.key, bundle.MAX_SECRET_KEY),
+        { where = string.format("%s:%d", source, e.line), file = source, line = e.line,
+          hint = "use a shorter key" })
+    end
+  end
   if l then
     for _, w in ipairs(res.warnings) do l:warn("%s", w) end
   end

@@ -89,7 +89,7 @@ local function connect(ctx)
   if ctx.conn then return ctx.conn, false end
   local pg = require "dbtool.pg"
   local url, source = require("dbtool.db").require_url(ctx)
-  local ok, conn = pcall(pg.connect, url, { log = ctx.log })
+  local ok, conn = pcall(pg.connect, url, { log = ctx.log, source = source })
   if not ok then
     -- say where a bad or unreachable connection string came from
     if errors.is(conn) and SOURCE_NAME[source] and not ctx.cluster then

@@ -52,7 +52,7 @@ describe("the hectic bundle installed by database hydrate", function()
   end)
 
   it("exempts schemas listed in hectic.inheritance_extra_excluded_schemas (ALTER DATABASE)", function()
-    local name = url:match("postgresql:///([^?]+)")
+    local name = url:match("postgresql://[^/]*/([^?]+)")
     d.exec(url, "CREATE SCHEMA legacy")
     fails(url, "CREATE TABLE legacy.old (id int)")
     d.exec(url, 'ALTER DATABASE "' .. name
@@ -62,7 +62,7 @@ describe("the hectic bundle installed by database hydrate", function()
   end)
 
   it("exempts declarative partitions (the parent is in an excluded schema)", function()
-    local name = url:match("postgresql:///([^?]+)")
+    local name = url:match("postgresql://[^/]*/([^?]+)")
     d.exec(url, 'ALTER DATABASE "' .. name .. '" SET hectic.inheritance_extra_excluded_schemas = \'parts\'')
     d.exec(url, "CREATE SCHEMA parts")
     d.exec(url, "CREATE TABLE parts.measure (at date, v int) PARTITION BY RANGE (at)")

@@ -254,7 +254,7 @@ describe("database diff", function()
     local e = require("posix.stdlib").getenv()
     for k, v in pairs(diff_env()) do e[k] = v or nil end
     local p = assert(proc.spawn { argv = { t.build .. "/database", "diff" }, env = e, stdin = "null",
-      stdout = "null", stderr = { path = errfile } })
+      stdout = "null", stderr = { path = t.watch_output(errfile) } })
     local core = require "dbtool.core"
     local deadline = core.now() + 60
     -- wait until the hydrate is sleeping on the sources side

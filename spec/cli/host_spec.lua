@@ -146,7 +146,7 @@ describe("interrupts", function()
       print("not reached")
     ]]):format(c.url))
     local p = assert(proc.spawn { argv = { t.bin, script }, stdout = "pipe",
-      stderr = { path = dir .. "/err" } })
+      stderr = { path = t.watch_output(dir .. "/err") } })
     assert.are.equal("connected", p.stdout:read("l"))
     local start = core.now()
     core.sleep(0.2)

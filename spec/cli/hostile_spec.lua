@@ -346,8 +346,45 @@ return { commands = {
     end)
   end)
 
-  describe("dotenv files", function()
-    pending("expansion output size, key and value sizes vs the bundle's tables (H4, issue 20)")
+  describe("dotenv files (exit 3 at file:line[:col], nothing sent)", function()
+    local function hydrate(dir, url, file)
+      return hostile { argv = { "database", "hydrate" }, env = { LOCAL_DIR = dir, HECTIC_LOG = false,
+        PGURL = url, HECTIC_DOTENV_FILE = dir .. "/" .. file } }
+    end
+
+    it("values that expand each other exponentially stop at the expansion output limit", function()
+      local lines = { "# db-tool: expand", "A=" .. string.rep("x", 64) }
+      for i = 1, 60 do
+        local prev = i == 1 and "A" or ("V" .. (i - 1))
+        lines[#lines + 1] = string.format("V%d=${%s}${%s}", i, prev, prev)
+      end
+      local dir = project { ["db/src/entrypoint.sql"] = "select 1;\n",
+        [".env.bomb"] = table.concat(lines, "\n") }
+      local url = t.fresh_db("hostile")
+      local r = hydrate(dir, url, ".env.bomb")
+      assert.are.equal(3, r.code, r.stderr)
+      has(r.stderr, ".env.bomb:20:5: invalid dotenv: expanding V17 in the value of V18 goes beyond "
+        .. "16777216 bytes")
+      local c <close> = t.connect(url)
+      assert.is_nil(c:exec("select to_regnamespace('hectic')::text as n")[1].n)
+    end)
+
+    it("a 100 KB key, which hectic.secret cannot index, and a 20 MB file", function()
+      local dir = project { ["db/src/entrypoint.sql"] = "select 1;\n",
+        [".env.key"] = "A=1\n" .. string.rep("K", 100 * 1024) .. "=v\n",
+        [".env.big"] = "A=" .. string.rep("v", 20 * 1024 * 1024) .. "\n" }
+      local url = t.fresh_db("hostile")
+      local r = hydrate(dir, url, ".env.key")
+      assert.are.equal(3, r.code, r.stderr)
+      has(r.stderr, ".env.key:2: the key KKKK")
+      has(r.stderr, "is 102400 bytes long; hectic.secret takes keys of at most 1024 bytes")
+      assert.is_true(#r.stderr < 2048)
+      r = hydrate(dir, url, ".env.big")
+      assert.are.equal(3, r.code, r.stderr)
+      has(r.stderr, ".env.big: invalid dotenv: the dotenv text is 20971523 bytes; at most 16777216 (16 MiB)")
+      local c <close> = t.connect(url)
+      assert.is_nil(c:exec("select to_regnamespace('hectic')::text as n")[1].n)
+    end)
   end)
 
   describe("psql scripts (database sql: exit 3 for a bad input file)", function()

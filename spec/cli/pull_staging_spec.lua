@@ -306,7 +306,7 @@ describe("database pull_staging", function()
           for k, v in pairs(staging_env { FAKE_SSH_MODE = "slow" }) do e[k] = v or nil end
           return e
         end)(),
-        stdin = "null", stdout = "null", stderr = { path = out } })
+        stdin = "null", stdout = "null", stderr = { path = t.watch_output(out) } })
       local core = require "dbtool.core"
       local deadline = core.now() + 10
       while not (t.read(dir .. "/argv")) and core.now() < deadline do core.sleep(0.02) end

@@ -201,7 +201,8 @@ describe("rickdb (CLI, PostgreSQL)", function()
         local env = require("posix.stdlib").getenv()
         env.RICKDB_CONFIG = nil
         procs[i] = assert(proc.spawn { argv = { t.build .. "/rickdb", "migrate", "m" }, cwd = dir, env = env,
-          stdout = { path = outs[i] }, stderr = { path = outs[i] .. ".err" } })
+          stdout = { path = t.watch_output(outs[i]) },
+          stderr = { path = t.watch_output(outs[i] .. ".err") } })
       end
       for i = 1, 2 do
         local how, code = procs[i]:wait(60)

@@ -500,7 +500,8 @@ end }
     local procs = {}
     for i = 1, 2 do
       procs[i] = assert(proc.spawn { argv = { t.build .. "/rickdb", "migrate", "m" }, cwd = dir, env = env,
-        stdout = { path = dir .. "/out" .. i }, stderr = { path = dir .. "/err" .. i } })
+        stdout = { path = t.watch_output(dir .. "/out" .. i) },
+        stderr = { path = t.watch_output(dir .. "/err" .. i) } })
     end
     for i = 1, 2 do
       local how, code = procs[i]:wait(120)

@@ -200,9 +200,7 @@ describe("hectic bundle", function()
       assert.is_true(r.installed)
       assert.is_nil(r.previous)
       assert.are.equal("0.1.0", r.version)
-      assert.are.same({ "created event trigger hectic_enforce_created_at_inheritance",
-        "created event trigger hectic_attach_updated_at_trigger",
-        "created event trigger hectic_attach_immutable_triggers" }, r.changes)
+      assert.are.same({ "created event trigger hectic_on_create_table" }, r.changes)
       -- NOTICE noise goes to debug, one info line says what happened
       local infos = {}
       for _, line in ipairs(log.lines) do
@@ -218,8 +216,7 @@ describe("hectic bundle", function()
           WHERE c.relnamespace = 'hectic'::regnamespace AND c.relkind = 'r' ORDER BY 1]]))
       assert.are.same({ "migration_name", "sha256" }, column(conn, [[SELECT typname::text FROM pg_type
         WHERE typnamespace = 'hectic'::regnamespace AND typtype = 'd' ORDER BY 1]]))
-      assert.are.same({ "hectic_attach_immutable_triggers", "hectic_attach_updated_at_trigger",
-        "hectic_enforce_created_at_inheritance" }, column(conn, [[SELECT evtname::text
+      assert.are.same({ "hectic_on_create_table" }, column(conn, [[SELECT evtname::text
         FROM pg_event_trigger WHERE evtevent = 'ddl_command_end' AND evttags = '{CREATE TABLE}'
         AND evtenabled = 'O' ORDER BY 1]]))
     end)
@@ -389,6 +386,206 @@ describe("hectic bundle", function()
     end)
   end)
 
+  -- Every rule of the seed's inheritance section (seeds/db-tool.md, "hectic Bundle") and of
+  -- the original's observed behaviour (reference/db-tool-upstream.md §4.5), one fresh database.
+  describe("inheritance rules", function()
+    local url, dbname
+
+    setup(function()
+      url, dbname = t.fresh_db("rules")
+      local conn <close> = pg.connect(url)
+      apply(conn)
+    end)
+
+    local ALL_THREE = { "hectic_block_immutable_dml", "hectic_block_immutable_truncate",
+      "hectic_set_updated_at" }
+
+    local function triggers(conn, rel)
+      return column(conn, "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::regclass ORDER BY 1", rel)
+    end
+
+    it("checks unlogged tables and CREATE TABLE (LIKE …), not SELECT INTO nor ALTER TABLE … INHERIT",
+      function()
+      local conn <close> = pg.connect(url)
+      local e = failing(conn.exec, conn, "CREATE UNLOGGED TABLE public.unlogged_plain (x int)")
+      assert.are.equal("hectic: table public.unlogged_plain must INHERITS (hectic.created_at)", e.msg)
+      conn:exec("CREATE UNLOGGED TABLE public.unlogged_ok (x int) INHERITS (hectic.created_at)")
+      conn:exec("CREATE TABLE public.like_src (x int) INHERITS (hectic.created_at)")
+      e = failing(conn.exec, conn, "CREATE TABLE public.like_copy (LIKE public.like_src)")
+      assert.are.equal("hectic: table public.like_copy must INHERITS (hectic.created_at)", e.msg)
+      conn:exec("SELECT 1 AS x INTO public.selected_into")
+      conn:exec("ALTER TABLE public.like_src NO INHERIT hectic.created_at")
+      assert.are.equal(0, value(conn, [[SELECT count(*) FROM pg_inherits
+        WHERE inhrelid = 'public.like_src'::regclass]]))
+    end)
+
+    it("accepts a table with serial, primary key, unique, check (several DDL commands)", function()
+      local conn <close> = pg.connect(url)
+      conn:exec([[CREATE TABLE public.rich (id bigserial PRIMARY KEY, code text UNIQUE CHECK (code <> ''),
+        ref int GENERATED ALWAYS AS IDENTITY) INHERITS (hectic.created_at)]])
+      local e = failing(conn.exec, conn,
+        "CREATE TABLE public.rich_bad (id serial PRIMARY KEY, u text UNIQUE)")
+      assert.are.equal("hectic: table public.rich_bad must INHERITS (hectic.created_at)", e.msg)
+      assert.is_nil(value(conn, "SELECT to_regclass('public.rich_bad_id_seq')::text"))
+    end)
+
+    it("leaves CREATE TABLE IF NOT EXISTS of an existing table alone", function()
+      local conn <close> = pg.connect(url)
+      conn:exec("CREATE SCHEMA IF NOT EXISTS before")
+      conn:exec("SET hectic.inheritance_extra_excluded_schemas = 'before'")
+      conn:exec("CREATE TABLE before.existing (x int)")
+      conn:exec("RESET hectic.inheritance_extra_excluded_schemas")
+      conn:exec("CREATE TABLE IF NOT EXISTS before.existing (x int)")
+      local e = failing(conn.exec, conn, "CREATE TABLE IF NOT EXISTS before.absent (x int)")
+      assert.are.equal("hectic: table before.absent must INHERITS (hectic.created_at)", e.msg)
+    end)
+
+    it("exempts information_schema and the hectic schema, whatever the table inherits", function()
+      local conn <close> = pg.connect(url)
+      conn:exec("CREATE TABLE information_schema.tool_state (x int)")
+      conn:exec("CREATE TABLE hectic.plain_internal (x int)")
+      -- and in hectic no trigger is attached to updated_at/immutable children
+      conn:exec("CREATE TABLE hectic.internal_child (x int) INHERITS (hectic.updated_at, hectic.immutable)")
+      assert.are.same({}, triggers(conn, "hectic.internal_child"))
+      conn:exec("INSERT INTO hectic.internal_child (x) VALUES (1)")
+    end)
+
+    it("reads the excluded schemas from the session too, trimmed, skipping empty items", function()
+      local conn <close> = pg.connect(url)
+      conn:exec('CREATE SCHEMA IF NOT EXISTS "Mixed Case"; CREATE SCHEMA IF NOT EXISTS spaced')
+      conn:exec("SET hectic.inheritance_extra_excluded_schemas = ' spaced , ,Mixed Case,'")
+      conn:exec("CREATE TABLE spaced.a (x int)")
+      conn:exec('CREATE TABLE "Mixed Case".b (x int)')
+      conn:exec("SET hectic.inheritance_extra_excluded_schemas = 'mixed case'")
+      local e = failing(conn.exec, conn, 'CREATE TABLE "Mixed Case".c (x int)')
+      assert.are.equal("hectic: table Mixed Case.c must INHERITS (hectic.created_at)", e.msg)
+      conn:exec("SET hectic.inheritance_extra_excluded_schemas = ''")
+      e = failing(conn.exec, conn, "CREATE TABLE spaced.d (x int)")
+      assert.are.equal("hectic: table spaced.d must INHERITS (hectic.created_at)", e.msg)
+      conn:exec("RESET hectic.inheritance_extra_excluded_schemas")
+    end)
+
+    it("attaches triggers in excluded schemas too, and names odd identifiers correctly", function()
+      local conn <close> = pg.connect(url)
+      conn:exec('CREATE SCHEMA IF NOT EXISTS "We ird"')
+      conn:exec([[SET hectic.inheritance_extra_excluded_schemas = 'We ird']])
+      conn:exec([[CREATE TABLE "We ird"."Ta""ble" (id int PRIMARY KEY, v text)
+        INHERITS (hectic.updated_at, hectic.immutable)]])
+      conn:exec("RESET hectic.inheritance_extra_excluded_schemas")
+      assert.are.same(ALL_THREE, triggers(conn, '"We ird"."Ta""ble"'))
+      local e = failing(conn.exec, conn, [[INSERT INTO "We ird"."Ta""ble" (id, v) VALUES (1, 'x')]])
+      assert.are.equal('hectic: table We ird.Ta"ble inherits hectic.immutable; '
+        .. "INSERT blocked outside migration_mode", e.msg)
+      e = failing(conn.exec, conn, [[CREATE TABLE "We ird"."Ta""ble2" (x int)]])
+      assert.are.equal('hectic: table We ird.Ta"ble2 must INHERITS (hectic.created_at)', e.msg)
+    end)
+
+    it("gives a table inheriting updated_at and immutable all three triggers", function()
+      local conn <close> = pg.connect(url)
+      conn:exec([[CREATE TABLE public.both_parents (id int PRIMARY KEY, v text)
+        INHERITS (hectic.created_at, hectic.updated_at, hectic.immutable)]])
+      assert.are.same(ALL_THREE, triggers(conn, "public.both_parents"))
+      conn:exec([[BEGIN; SET LOCAL hectic.migration_mode = 'on';
+        INSERT INTO public.both_parents (id, v) VALUES (1, 'a'); COMMIT]])
+      local before = value(conn, "SELECT updated_at::text FROM public.both_parents")
+      conn:exec("SELECT pg_sleep(0.01)")
+      conn:exec([[BEGIN; SET LOCAL hectic.migration_mode = 'on';
+        UPDATE public.both_parents SET v = 'b'; COMMIT]])
+      assert.is_true(value(conn, "SELECT updated_at > $1::timestamptz FROM public.both_parents", before))
+    end)
+
+    it("attaches nothing to temporary tables, and only to direct children", function()
+      local conn <close> = pg.connect(url)
+      conn:exec("CREATE TEMP TABLE temp_child (x int) INHERITS (hectic.updated_at, hectic.immutable)")
+      assert.are.same({}, triggers(conn, "pg_temp.temp_child"))
+      conn:exec("INSERT INTO temp_child (x) VALUES (1)")
+      conn:exec([[CREATE TABLE public.frozen_parent (id int) INHERITS (hectic.created_at, hectic.immutable)]])
+      conn:exec([[CREATE TABLE public.frozen_grandchild (y int)
+        INHERITS (public.frozen_parent, hectic.created_at)]])
+      assert.are.same({}, triggers(conn, "public.frozen_grandchild"))
+      conn:exec("INSERT INTO public.frozen_grandchild (id, y) VALUES (1, 2)")
+      conn:exec([[CREATE TABLE public.upd_parent (id int) INHERITS (hectic.created_at, hectic.updated_at)]])
+      conn:exec([[CREATE TABLE public.upd_grandchild (y int)
+        INHERITS (public.upd_parent, hectic.created_at)]])
+      assert.are.same({}, triggers(conn, "public.upd_grandchild"))
+    end)
+
+    it("blocks COPY FROM into an immutable table; a session-level SET also unlocks (as the original)",
+      function()
+      local conn <close> = pg.connect(url)
+      conn:exec("CREATE TABLE public.frozen_copy (id int) INHERITS (hectic.created_at, hectic.immutable)")
+      local e = failing(conn.exec, conn, "COPY public.frozen_copy (id) FROM PROGRAM 'echo 1'")
+      assert.matches("INSERT blocked outside migration_mode", e.msg, 1, true)
+      conn:exec("SET hectic.migration_mode = 'on'")
+      conn:exec("INSERT INTO public.frozen_copy (id) VALUES (1)")
+      conn:exec("RESET hectic.migration_mode")
+      e = failing(conn.exec, conn, "DELETE FROM public.frozen_copy")
+      assert.matches("DELETE blocked outside migration_mode", e.msg, 1, true)
+    end)
+
+    it("says so when hectic.created_at itself is missing", function()
+      local own = t.fresh_db("rules")
+      local conn <close> = pg.connect(own)
+      apply(conn)
+      conn:exec("DROP TABLE hectic.created_at")
+      local e = failing(conn.exec, conn, "CREATE TABLE public.orphan (x int)")
+      assert.are.equal("hectic: table hectic.created_at is missing, cannot check public.orphan", e.msg)
+      assert.are.equal("re-apply the hectic bundle (migrator init)", e.hint)
+      -- exempt schemas still pass, and updated_at children still get their trigger
+      conn:exec("CREATE TABLE hectic.still_fine (x int)")
+      conn:exec("SET hectic.inheritance_extra_excluded_schemas = 'public'")
+      conn:exec("CREATE TABLE public.upd_only (x int) INHERITS (hectic.updated_at)")
+      assert.are.same({ "hectic_set_updated_at" }, triggers(conn, "public.upd_only"))
+    end)
+
+    it("exempts the bookkeeping tables of our programs and of other migration tools, in any schema",
+      function()
+      local conn <close> = pg.connect(url)
+      conn:exec("CREATE SCHEMA IF NOT EXISTS app")
+      local tables = {
+        "_migration", "_migration_checksum",             -- rickdb, db-tool
+        "schema_migrations", "ar_internal_metadata",     -- dbmate, golang-migrate, Rails
+        "gorp_migrations", "flyway_schema_history", "goose_db_version", "knex_migrations",
+        "knex_migrations_lock", "pgmigrations", "schemaversion", "django_migrations", "alembic_version",
+        "__diesel_schema_migrations", "_prisma_migrations", "_sqlx_migrations", "databasechangelog",
+        "databasechangeloglock", "SequelizeMeta", "kysely_migration", "kysely_migration_lock",
+        "mikro_orm_migrations", "doctrine_migration_versions", "phinxlog",
+      }
+      for _, name in ipairs(tables) do
+        for _, schema in ipairs { "public", "app" } do
+          conn:exec(string.format('CREATE TABLE %s."%s" (version text PRIMARY KEY)', schema, name))
+        end
+      end
+      -- the registries that live in a schema of their own
+      for _, schema in ipairs { "sqitch", "graphile_migrate", "drizzle", "atlas_schema_revisions" } do
+        conn:exec(string.format("CREATE SCHEMA %s; CREATE TABLE %s.anything (x int)", schema, schema))
+      end
+      -- exact names only: near misses and other tables in those schemas' neighbours are checked
+      for _, name in ipairs { "schema_migrations2", "Schema_Migrations", "migration", "_migrations" } do
+        local e = failing(conn.exec, conn, string.format('CREATE TABLE public."%s" (x int)', name))
+        assert.are.equal("hectic: table public." .. name .. " must INHERITS (hectic.created_at)", e.msg)
+      end
+      local e = failing(conn.exec, conn, "CREATE TABLE app.users (x int)")
+      assert.are.equal("hectic: table app.users must INHERITS (hectic.created_at)", e.msg)
+      -- an exempt table that inherits updated_at or immutable still gets its triggers
+      conn:exec("DROP TABLE app.schema_migrations")
+      conn:exec("CREATE TABLE app.schema_migrations (v int) INHERITS (hectic.updated_at)")
+      assert.are.same({ "hectic_set_updated_at" }, triggers(conn, "app.schema_migrations"))
+    end)
+
+    it("checks every session of the database (ALTER DATABASE … SET is read at connect)", function()
+      local admin <close> = pg.connect(url)
+      admin:exec("CREATE SCHEMA IF NOT EXISTS late")
+      local before <close> = pg.connect(url)
+      admin:exec('ALTER DATABASE "' .. dbname .. "\" SET hectic.inheritance_extra_excluded_schemas = 'late'")
+      local e = failing(before.exec, before, "CREATE TABLE late.a (x int)")
+      assert.are.equal("hectic: table late.a must INHERITS (hectic.created_at)", e.msg)
+      local after <close> = pg.connect(url)
+      after:exec("CREATE TABLE late.b (x int)")
+      admin:exec('ALTER DATABASE "' .. dbname .. '" RESET hectic.inheritance_extra_excluded_schemas')
+    end)
+  end)
+
   describe("version", function()
     it("check_version says missing, then ok", function()
       local url = t.fresh_db("bundle")
@@ -408,19 +605,19 @@ describe("hectic bundle", function()
       local url = t.fresh_db("bundle")
       local conn <close> = pg.connect(url)
       apply(conn)
-      conn:exec("DROP EVENT TRIGGER hectic_attach_updated_at_trigger")
-      conn:exec("ALTER EVENT TRIGGER hectic_attach_immutable_triggers DISABLE")
+      conn:exec("ALTER EVENT TRIGGER hectic_on_create_table DISABLE")
       conn:exec("DROP FUNCTION hectic.load_secrets(jsonb)")
       local c = bundle.check_version(conn)
       assert.are.equal("incomplete", c.status)
-      assert.are.same({ "function hectic.load_secrets(jsonb)",
-        "event trigger hectic_attach_updated_at_trigger",
-        "event trigger hectic_attach_immutable_triggers" }, c.missing)
+      assert.are.same({ "function hectic.load_secrets(jsonb)", "event trigger hectic_on_create_table" },
+        c.missing)
       local r = apply(conn)
       assert.are.same(c.missing, r.repaired)
-      assert.are.same({ "created event trigger hectic_attach_updated_at_trigger",
-        "recreated event trigger hectic_attach_immutable_triggers" }, r.changes)
+      assert.are.same({ "recreated event trigger hectic_on_create_table" }, r.changes)
       assert.are.equal("ok", bundle.check_version(conn).status)
+      conn:exec("DROP EVENT TRIGGER hectic_on_create_table")
+      assert.are.same({ "event trigger hectic_on_create_table" }, bundle.check_version(conn).missing)
+      assert.are.same({ "created event trigger hectic_on_create_table" }, apply(conn).changes)
 
       conn:exec("DELETE FROM hectic.version")
       c = bundle.check_version(conn)
@@ -433,7 +630,7 @@ describe("hectic bundle", function()
       local conn <close> = pg.connect(url)
       apply(conn)
       conn:exec("UPDATE hectic.version SET version = '0.0.9' WHERE name = 'hectic'")
-      conn:exec("DROP EVENT TRIGGER hectic_attach_updated_at_trigger")
+      conn:exec("DROP EVENT TRIGGER hectic_on_create_table")
       local e = failing(bundle.check_version, conn)
       assert.are.equal(13, e.exit)
       assert.are.equal("hectic schema version mismatch: database has 0.0.9, code expects 0.1.0", e.msg)
@@ -447,7 +644,7 @@ describe("hectic bundle", function()
       assert.are.equal("idle", conn:transaction_status())
       -- nothing of the later files ran
       assert.are.equal(0, value(conn, [[SELECT count(*) FROM pg_event_trigger
-        WHERE evtname = 'hectic_attach_updated_at_trigger']]))
+        WHERE evtname = 'hectic_on_create_table']]))
       assert.are.equal("0.0.9", value(conn, "SELECT version FROM hectic.version"))
     end)
 
@@ -647,12 +844,27 @@ describe("hectic bundle", function()
       assert.are.equal("incomplete", c.status)
       assert.are.same({ "function hectic.load_secrets(jsonb)",
         "the old UNIQUE constraint on hectic.migration(hash) is still there" }, c.missing)
+      assert.are.same({ "event trigger hectic_attach_immutable_triggers of the original bundle",
+        "event trigger hectic_attach_updated_at_trigger of the original bundle",
+        "event trigger hectic_enforce_created_at_inheritance of the original bundle" }, c.stale)
 
       local r = apply(conn)
       assert.is_false(r.installed)
       assert.are.equal("0.1.0", r.previous)
+      assert.are.same(c.stale, r.updated)
       assert.are.same({ "dropped UNIQUE constraint migration_hash_key on hectic.migration(hash): "
-        .. "byte-identical migrations can now both be applied" }, r.changes)
+        .. "byte-identical migrations can now both be applied",
+        "created event trigger hectic_on_create_table",
+        "dropped event trigger hectic_attach_immutable_triggers (replaced by hectic_on_create_table)",
+        "dropped event trigger hectic_attach_updated_at_trigger (replaced by hectic_on_create_table)",
+        "dropped event trigger hectic_enforce_created_at_inheritance (replaced by hectic_on_create_table)",
+      }, r.changes)
+      assert.are.same({ "hectic_on_create_table" }, column(conn,
+        "SELECT evtname::text FROM pg_event_trigger ORDER BY 1"))
+      -- their functions went with them
+      assert.are.same({}, column(conn, [[SELECT proname::text FROM pg_proc
+        WHERE pronamespace = 'hectic'::regnamespace AND prorettype = 'event_trigger'::regtype
+          AND proname <> 'on_create_table']]))
       assert.are.equal("ok", bundle.check_version(conn).status)
       assert.are.same({ "migration_name_key", "migration_pkey" }, column(conn, [[SELECT conname::text
         FROM pg_constraint WHERE conrelid = 'hectic.migration'::regclass AND contype IN ('u', 'p')
@@ -682,9 +894,19 @@ describe("hectic bundle", function()
       conn:exec(ORIGINAL_LIKE)
       assert.are.equal(2, value(conn, "SELECT count(*) FROM hectic.migration"))
       conn:exec("INSERT INTO hectic.migration (name, hash) VALUES ('20250101000002-c', $1)", HASH_A)
+      -- both sets of event triggers fire: the original's (a no-op in ORIGINAL_LIKE) and ours
+      local c = bundle.check_version(conn)
+      assert.are.equal("ok", c.status)
+      assert.are.equal(3, #c.stale)
+      local e = failing(conn.exec, conn, "CREATE TABLE public.plain (id int)")
+      assert.are.equal("hectic: table public.plain must INHERITS (hectic.created_at)", e.msg)
       -- and back to us
       apply(conn)
-      assert.are.equal("ok", bundle.check_version(conn).status)
+      c = bundle.check_version(conn)
+      assert.are.equal("ok", c.status)
+      assert.are.same({}, c.stale)
+      assert.are.same({ "hectic_on_create_table" }, column(conn,
+        "SELECT evtname::text FROM pg_event_trigger ORDER BY 1"))
     end)
 
     it("keeps user data in a hectic schema that existed before", function()
@@ -709,7 +931,7 @@ describe("hectic bundle", function()
       local conn <close> = pg.connect(url)
       apply(conn)
       local first = value(conn, SNAPSHOT_SQL)
-      assert.matches("event trigger %d+ hectic_enforce_created_at_inheritance ddl_command_end O", first)
+      assert.matches("event trigger %d+ hectic_on_create_table ddl_command_end O", first)
       assert.matches("class migration r", first, 1, true)
       local r = apply(conn)
       assert.are.same({}, r.changes)
@@ -833,7 +1055,7 @@ describe("hectic bundle", function()
       local procs = {}
       for i = 1, 3 do
         procs[i] = assert(proc.spawn { argv = { t.bin, file, url }, stdin = "null",
-          stdout = { path = dir .. "/out" .. i }, stderr = "stdout" })
+          stdout = { path = t.watch_output(dir .. "/out" .. i) }, stderr = "stdout" })
       end
       for i, p in ipairs(procs) do
         local how, code = p:wait(60)

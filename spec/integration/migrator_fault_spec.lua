@@ -39,7 +39,8 @@ end
 local function spawn(dir, url, ...)
   local p = assert(proc.spawn { argv = { t.build .. "/migrator", ... }, cwd = dir,
     env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME"), DB_URL = url },
-    stdin = "null", stdout = "null", stderr = { path = dir .. "/stderr." .. math.random(1e9) } })
+    stdin = "null", stdout = "null",
+    stderr = { path = t.watch_output(dir .. "/stderr." .. math.random(1e9)) } })
   return p
 end
 

@@ -331,6 +331,64 @@ CREATE TABLE comments (id serial PRIMARY KEY, post_id int REFERENCES posts (id),
     end)
   end)
 
+  describe("a bundle with the original's event triggers", function()
+    -- what the original's migrator leaves after its own `migrate` (it re-applies its bundle):
+    -- its three event triggers beside (or instead of) ours
+    local LEGACY = {}
+    for _, name in ipairs { "enforce_created_at_inheritance", "attach_updated_at_trigger",
+      "attach_immutable_triggers" } do
+      LEGACY[#LEGACY + 1] = string.format([[
+        CREATE FUNCTION hectic.%s() RETURNS event_trigger LANGUAGE plpgsql AS $f$ BEGIN END $f$;
+        CREATE EVENT TRIGGER hectic_%s ON ddl_command_end
+          WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION hectic.%s();]], name, name, name)
+    end
+    LEGACY = table.concat(LEGACY, "\n") .. "\nDROP EVENT TRIGGER hectic_on_create_table"
+
+    it("is updated by `migrate` (superuser), which then applies the migration", function()
+      local p = setup_project()
+      ok(run(p, "init"))
+      q(p, LEGACY)
+      mig(p, "20250101000000-a", "CREATE TABLE a (x int) INHERITS (hectic.created_at);\n", "DROP TABLE a;\n")
+      local r = ok(run(p, "migrate", "up"))
+      has(r.out, "updating the hectic bundle (event trigger hectic_attach_immutable_triggers of the original "
+        .. "bundle, event trigger hectic_attach_updated_at_trigger of the original bundle, event trigger "
+        .. "hectic_enforce_created_at_inheritance of the original bundle)")
+      assert.are.same({ "hectic_on_create_table" }, (function()
+        local rows = q(p, "SELECT evtname::text AS n FROM pg_event_trigger ORDER BY 1")
+        local out = {}
+        for i = 1, rows.n do out[i] = rows[i].n end
+        return out
+      end)())
+      assert.is_true(has_table(p, "a"))
+    end)
+
+    it("is kept, with a warning, when the migrating role may not update it", function()
+      local p = setup_project()
+      ok(run(p, "init"))
+      q(p, LEGACY)
+      q(p, [[DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mig_nosuper') THEN
+          CREATE ROLE mig_nosuper LOGIN;
+        END IF;
+        END $$]])
+      q(p, 'GRANT ALL ON DATABASE "' .. p.db .. '" TO mig_nosuper; '
+        .. "GRANT ALL ON SCHEMA public, hectic TO mig_nosuper; "
+        .. "GRANT ALL ON ALL TABLES IN SCHEMA hectic TO mig_nosuper; "
+        .. "GRANT ALL ON ALL SEQUENCES IN SCHEMA hectic TO mig_nosuper")
+      -- (inheriting hectic.created_at needs its owner: this role makes a view)
+      mig(p, "20250101000000-a", "CREATE VIEW a AS SELECT 1 AS x;\n", "DROP VIEW a;\n")
+      local r = t.run { argv = { "migrator", "migrate", "up" }, cwd = p.dir,
+        env = { DB_URL = p.url .. "&user=mig_nosuper", NO_COLOR = "1" } }
+      r.out = r.stdout .. r.stderr
+      ok(r)
+      has(r.out, "could not update the hectic bundle, going on with the installed one")
+      assert.are.equal(1, q(p, [[SELECT count(*)::int AS n FROM pg_event_trigger
+        WHERE evtname = 'hectic_enforce_created_at_inheritance']])[1].n)
+      assert.is_true(has_table(p, "a"))
+      assert.are.equal(1, count(p))
+    end)
+  end)
+
   it("runs multi-file migrations with \\ir and hashes every file (migrate-multi-file)", function()
     local p = setup_project()
     local A, B = "20250101000000-schema", "20250102000000-more"

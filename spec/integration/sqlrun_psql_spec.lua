@@ -265,7 +265,7 @@ describe("database sql against psql", function()
       local function vars(who, url)
         local _, name = testutil.fresh_db("ctarget" .. who)
         targets[who] = name
-        return { target = name, origin = url:match("^postgresql:///([^?]+)"),
+        return { target = name, origin = url:match("^postgresql://[^/]*/([^?]+)"),
           target_url = testutil.db_url(name) }
       end
       local script = table.concat({

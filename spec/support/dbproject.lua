@@ -12,7 +12,8 @@ local VARS = { "LOCAL_DIR", "DATABASE_DIR", "MIGRATION_DIR", "DATABASE_SOURCE", 
   "PG_LOG_PATH", "PG_URL_VAR", "HYDRATE_LOG", "PATCH_LOG", "PATCH_SQL", "PROFILE_DIR",
   "HYDRATE_ENTRYPOINT", "HECTIC_DOTENV_FILE", "HECTIC_DOTENV_CONTENT", "ENVIRONMENT", "HECTIC_LOG",
   "DB_TOOL_TTY", "DB_TOOL_COLOR", "PAGER", "EDITOR", "VISUAL", "DB_TOOL_LUA_PATH", "PGHOST", "PGPORT",
-  "PGDATABASE", "PGUSER", "HECTIC_NAMESPACE", "DB_TOOL_SECRET_KEY", "DB_TOOL_SECRET_KEY_FILE" }
+  "PGDATABASE", "PGUSER", "HECTIC_NAMESPACE", "DB_TOOL_SECRET_KEY", "DB_TOOL_SECRET_KEY_FILE",
+  "DATABASE_URL", "PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGPASSWORD", "PGPASSFILE" }
 
 --- Environment for a project rooted at `dir`: LOCAL_DIR = dir, no server logs, no preload
 --- library, no colour; `extra` wins (false unsets).
@@ -65,7 +66,8 @@ function M.spawn(dir, args, extra)
   for k, v in pairs(M.env(dir, extra)) do env[k] = v or nil end
   local tmp = t.tmpdir("out")
   local p = assert(require("dbtool.core.proc").spawn { argv = argv, env = env, cwd = dir, stdin = "null",
-    stdout = { path = tmp .. "/stdout" }, stderr = { path = tmp .. "/stderr" }, detach = true })
+    stdout = { path = t.watch_output(tmp .. "/stdout") },
+    stderr = { path = t.watch_output(tmp .. "/stderr") }, detach = true })
   return p, tmp .. "/stdout", tmp .. "/stderr"
 end
 

@@ -63,6 +63,13 @@ trap 'cleanup; echo "terminated"; echo "0 passed, 1 failed"; exit 143' TERM
 
 summary="$run/summary"
 : > "$summary"
+# No secret in any output: testutil plants this password in the connection URLs it hands
+# out and appends everything the programs it runs print to $DB_TOOL_OUTPUT_LOG; busted's own
+# output goes to $run/busted.out. Both are searched for it at the end (one more test).
+planted="dbtoolPlant$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+export DB_TOOL_PLANTED_PASSWORD="$planted"
+export DB_TOOL_OUTPUT_LOG="$run/output.log"
+: > "$DB_TOOL_OUTPUT_LOG"
 export TMPDIR="$run"
 export DB_TOOL_SUMMARY_FILE="$summary"
 export DB_TOOL_BIN="$top/$BUILD/db-tool"
@@ -73,14 +80,26 @@ unset DB_TOOL_LUA_PATH DATABASE_DIR LOCAL_DIR PGURL DB_URL PG_WORKING_DIR MIGRAT
 if [ $# -eq 0 ]; then set -- spec examples/spec; fi
 # in its own process group (setsid), in the background: an interrupt reaches this shell at
 # once (wait returns), and cleanup can stop the whole run
-setsid busted --lua="$DB_TOOL_BIN" -o spec/support/summary.lua "$@" &
+setsid sh -c '{ busted --lua="$DB_TOOL_BIN" -o spec/support/summary.lua "$@" 2>&1; echo $? > "$0/busted.rc"; } |
+  tee "$0/busted.out"' "$run" "$@" &
 bpid=$!
 wait "$bpid"
-rc=$?
+rc=$(cat "$run/busted.rc" 2>/dev/null || echo 1)
 passed=0; failed=0
 while read -r p f; do
   passed=$((passed + p)); failed=$((failed + f))
 done < "$summary"
+# the planted password: used (testutil marks it), and in no output
+if [ -s "$run/planted-used" ]; then
+  if grep -F -q -- "$planted" "$run/busted.out" "$DB_TOOL_OUTPUT_LOG"; then
+    echo "FAILED: a connection password planted by the specs appears in their output:"
+    grep -F -h -- "$planted" "$run/busted.out" "$DB_TOOL_OUTPUT_LOG" | head -n 20 | sed "s/$planted/<PLANTED>/g"
+    failed=$((failed + 1))
+  else
+    echo "no secret in any output: the planted password is in none of $(wc -l < "$DB_TOOL_OUTPUT_LOG") lines of output"
+    passed=$((passed + 1))
+  fi
+fi
 cleanup
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi   # busted itself broke
 [ -n "${DB_TOOL_EXTRA_FAILED:-}" ] && failed=$((failed + DB_TOOL_EXTRA_FAILED))

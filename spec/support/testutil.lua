@@ -62,6 +62,31 @@ function M.mkdir_p(dir)
   p:wait()
 end
 
+-- No secret in any output (run-busted.sh): everything the programs run by the specs print is
+-- appended to DB_TOOL_OUTPUT_LOG, and the URLs handed out carry DB_TOOL_PLANTED_PASSWORD; the
+-- run fails if that password shows up in any output.
+M.planted_password = os.getenv("DB_TOOL_PLANTED_PASSWORD")
+
+--- Append `text` (what a program printed) to the run's output log, under `label`.
+function M.record(label, text)
+  local log = os.getenv("DB_TOOL_OUTPUT_LOG")
+  if not log or text == nil or text == "" then return end
+  local f = io.open(log, "ab")
+  if f then
+    -- the label is ours (an argv): it names the planted password without counting as output
+    if M.planted_password then label = label:gsub(M.planted_password, "<PLANTED>") end
+    f:write("== ", label, "\n", text, text:sub(-1) == "\n" and "" or "\n")
+    f:close()
+  end
+end
+
+--- Record the file `path` (a program's stdout or stderr) in the output log at the end of
+--- the run, before temporary directories go. Returns path.
+function M.watch_output(path, label)
+  M.at_exit(function() M.record(label or path, M.read(path)) end)
+  return path
+end
+
 local function merged_env(overrides, clean)
   local all = clean and {} or stdlib.getenv()
   if clean then
@@ -105,6 +130,7 @@ function M.run(opts)
   end
   local res = { stdout = M.read(out) or "", stderr = M.read(err) or "", maxrss = p.maxrss }
   if how == "exited" then res.code = code else res.code = 128 + code; res.signal = code end
+  M.record(table.concat(argv, " "):sub(1, 200), res.stdout .. res.stderr)
   M.rm_rf(dir)
   return res
 end
@@ -146,10 +172,22 @@ function M.cluster()
   return shared_cluster
 end
 
---- URL of the database `name` on the shared cluster.
+--- URL of the database `name` on the shared cluster. Under run-busted.sh it carries the
+--- planted password (`postgresql://:PASSWORD@/name?…`: no user, so libpq's default; the
+--- cluster's trust authentication ignores the password), which no output may show.
 function M.db_url(name)
   local c = M.cluster()
-  return "postgresql:///" .. name .. "?host=" .. c.host .. "&port=" .. c.port
+  local userinfo = ""
+  if M.planted_password then
+    userinfo = ":" .. M.planted_password .. "@"
+    local marker = (os.getenv("TMPDIR") or "/tmp") .. "/planted-used"
+    local f = io.open(marker, "a")
+    if f then
+      f:write(name, "\n")
+      f:close()
+    end
+  end
+  return "postgresql://" .. userinfo .. "/" .. name .. "?host=" .. c.host .. "&port=" .. c.port
 end
 
 --- A new empty database on the shared cluster: returns its URL and name.
@@ -161,6 +199,52 @@ function M.fresh_db(prefix)
   local conn <close> = pg.connect(c.conninfo)
   conn:exec('CREATE DATABASE "' .. name .. '"')
   return M.db_url(name), name
+end
+
+--- A PgBouncer (Debian package pgbouncer, installed by .ci/deps.sh) in front of the shared
+--  cluster, listening on a unix socket only, in a temporary directory. opts.pool_mode
+--  (default "transaction"), opts.pool_size (server connections per database, default 2).
+--  Returns {dir =, port =, url = function(dbname) → URL through the pooler, log =}; stopped
+--  at the end of the run.
+function M.pgbouncer(opts)
+  opts = opts or {}
+  local c = M.cluster()
+  local dir = M.tmpdir("pgbouncer")
+  local bin = "/usr/sbin/pgbouncer"
+  if not unistd.access(bin, "x") then error("pgbouncer is not installed (apt-get install pgbouncer)") end
+  M.pgbouncer_port = (M.pgbouncer_port or 6431) + 1
+  local port = M.pgbouncer_port
+  local user = require("dbtool.env").user()
+  M.write(dir .. "/pgbouncer.ini", table.concat({
+    "[databases]",
+    string.format("* = host=%s port=%d user=%s", c.host, c.port, user),
+    "[pgbouncer]",
+    "unix_socket_dir = " .. dir,
+    "listen_port = " .. port,
+    "auth_type = any",
+    "pool_mode = " .. (opts.pool_mode or "transaction"),
+    "default_pool_size = " .. (opts.pool_size or 2),
+    "max_client_conn = 200",
+    "logfile = " .. dir .. "/pgbouncer.log",
+    "ignore_startup_parameters = extra_float_digits",
+  }, "\n") .. "\n")
+  local p = assert(proc.spawn { argv = { bin, dir .. "/pgbouncer.ini" }, stdin = "null",
+    stdout = { path = dir .. "/stdout.log" }, stderr = "stdout" })
+  M.at_exit(function()
+    p:kill("TERM")
+    p:wait(10)
+  end)
+  local pg = require "dbtool.core.pg"
+  local conninfo = string.format("host=%s port=%d dbname=postgres", dir, port)
+  local deadline = require("dbtool.core").now() + 20
+  while pg.ping(conninfo) ~= "ok" do
+    if p:wait(0) or require("dbtool.core").now() > deadline then
+      error("pgbouncer did not start: " .. (M.read(dir .. "/stdout.log") or ""))
+    end
+    require("dbtool.core").sleep(0.02)
+  end
+  return { dir = dir, port = port, log = dir .. "/pgbouncer.log", process = p,
+    url = function(dbname) return string.format("postgresql:///%s?host=%s&port=%d", dbname, dir, port) end }
 end
 
 --- Connect to a URL (closed when the variable goes out of scope with <close>).

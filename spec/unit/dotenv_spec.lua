@@ -362,6 +362,39 @@ C="\u00e9"
       assert.are.equal(1, #bad("A=" .. string.rep("'", 100001)))
     end)
 
+    it("stops values that expand each other at 16 MiB of output, at file:line:col", function()
+      local lines = { "# db-tool: expand", "A=" .. string.rep("x", 64) }
+      for i = 1, 40 do lines[#lines + 1] = string.format("V%d=${%s}\"${%s}\"", i, i == 1 and "A" or
+        ("V" .. (i - 1)), i == 1 and "A" or ("V" .. (i - 1))) end
+      local errs = bad(table.concat(lines, "\n") .. "\n")
+      assert.are.equal(1, #errs)
+      -- 64 bytes doubling per line: the output of all expansions passes 16 MiB at the second
+      -- ${V16} of V17's value (line 19, column 12)
+      assert.are.equal(19, errs[1].line)
+      assert.are.equal(12, errs[1].col)
+      assert.matches("expanding V16 in the value of V17 goes beyond 16777216 bytes", errs[1].msg, 1, true)
+      local e = select(2, pcall(dotenv.parse, table.concat(lines, "\n"), ".env.bomb"))
+      assert.are.equal(3, e.exit)
+      assert.are.equal(".env.bomb:19:12", e.where)
+      -- in double quotes, and with $NAME: the column of the `$` that went over
+      errs = bad('# db-tool: expand\nA="' .. string.rep("y", 9 * 1024 * 1024) .. '"\nB="$A$A"\n')
+      assert.are.same({ 3, 6 }, { errs[1].line, errs[1].col })
+    end)
+
+    it("refuses dotenv text over 16 MiB before parsing it", function()
+      local errs = bad(string.rep("A=1\n", 4 * 1024 * 1024 + 1))
+      assert.matches("the dotenv text is 16777220 bytes; at most 16777216", errs[1].msg, 1, true)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(string.rep("#", 17 * 1024 * 1024))
+      f:close()
+      local ok2, e = pcall(dotenv.read_file, path)
+      os.remove(path)
+      assert.is_false(ok2)
+      assert.are.equal(3, e.exit)
+      assert.matches("is 17825792 bytes; at most 16777216", e.msg, 1, true)
+    end)
+
     it("survives a bounded mutation fuzz run (value or structured error, round trips)", function()
       local stats = require("dotenv_fuzz").run { iterations = 3000, seed = 20240601 }
       assert.are.equal(3000, stats.iterations)

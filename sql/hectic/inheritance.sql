@@ -5,13 +5,13 @@
 --   hectic.updated_at(updated_at)  optional; children get a BEFORE UPDATE trigger that sets it
 --   hectic.immutable()             marker; children reject INSERT/UPDATE/DELETE/TRUNCATE unless
 --                                  hectic.migration_mode = 'on' (use SET LOCAL in a transaction)
--- Three ddl_command_end event triggers (on CREATE TABLE) enforce and attach these:
---   hectic_enforce_created_at_inheritance, hectic_attach_updated_at_trigger,
---   hectic_attach_immutable_triggers.
+-- One ddl_command_end event trigger on CREATE TABLE, hectic_on_create_table, enforces and
+-- attaches these (the original bundle used three; see the end of this file).
 -- Exempt from the created_at rule: the schemas hectic, information_schema, pg_*, and those
 -- listed (comma-separated) in the GUC hectic.inheritance_extra_excluded_schemas, e.g.
 --   ALTER DATABASE mydb SET hectic.inheritance_extra_excluded_schemas = 'legacy,etl';
--- Temporary tables and declarative partitions are always exempt. Only CREATE TABLE is checked
+-- the bookkeeping tables of migration tools (hectic._is_exempt_table: rickdb's _migration,
+-- dbmate's schema_migrations, ...). Temporary tables and declarative partitions are always exempt. Only CREATE TABLE is checked
 -- (not CREATE TABLE AS, SELECT INTO, ALTER TABLE ... INHERIT), tables that existed before the
 -- bundle are not retrofitted, and partitioned tables (which cannot INHERITS) can only be
 -- created in exempt schemas.
@@ -115,142 +115,164 @@ BEGIN
 END
 $hectic_block_immutable_dml$;
 
--- Event trigger: every table made by CREATE TABLE must directly inherit hectic.created_at.
-CREATE OR REPLACE FUNCTION hectic.enforce_created_at_inheritance() RETURNS event_trigger
-LANGUAGE plpgsql AS $hectic_enforce_created_at$
+-- Tables of migration tools that users run beside db-tool, exempt from the created_at rule:
+-- their bookkeeping tables (by table name, in any schema) and the schemas some of them keep
+-- their registry in. Our own: rickdb's _migration and db-tool's _migration_checksum
+-- (hectic.migration lives in the exempt schema hectic).
+CREATE OR REPLACE FUNCTION hectic._is_exempt_table(/* schema */ text, /* table */ text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $hectic_is_exempt_table$
+  SELECT $2 IN (
+           '_migration', '_migration_checksum',              -- rickdb, db-tool
+           'schema_migrations', 'ar_internal_metadata',      -- dbmate, golang-migrate, Rails, Ecto
+           'gorp_migrations',                                -- sql-migrate
+           'flyway_schema_history',                          -- Flyway
+           'goose_db_version',                               -- goose
+           'knex_migrations', 'knex_migrations_lock',        -- knex
+           'pgmigrations',                                   -- node-pg-migrate
+           'schemaversion',                                  -- postgrator
+           'django_migrations',                              -- Django
+           'alembic_version',                                -- Alembic
+           '__diesel_schema_migrations',                     -- Diesel
+           '_prisma_migrations',                             -- Prisma
+           '_sqlx_migrations',                               -- sqlx
+           'databasechangelog', 'databasechangeloglock',     -- Liquibase
+           'SequelizeMeta',                                  -- Sequelize
+           'kysely_migration', 'kysely_migration_lock',      -- Kysely
+           'mikro_orm_migrations',                           -- MikroORM
+           'doctrine_migration_versions',                    -- Doctrine
+           'phinxlog')                                       -- Phinx
+      OR $1 IN (
+           'sqitch',                                         -- sqitch's registry
+           'graphile_migrate',                               -- graphile-migrate
+           'drizzle',                                        -- drizzle-kit
+           'atlas_schema_revisions')                         -- Atlas
+$hectic_is_exempt_table$;
+
+-- The event trigger of CREATE TABLE: enforces the created_at rule and attaches the triggers
+-- of hectic.updated_at and hectic.immutable children. It does the work of the original's
+-- three event triggers (hectic_enforce_created_at_inheritance,
+-- hectic_attach_updated_at_trigger, hectic_attach_immutable_triggers) with one call of
+-- pg_event_trigger_ddl_commands() and one catalog query, which returns a row only for a table
+-- that needs something: a trigger attached, or a closer look because it has no
+-- hectic.created_at parent outside the fixed exempt schemas. A conforming table costs that
+-- query and nothing else. The query names catalogs only (no user relation), so its cached
+-- plan survives the relcache invalidations every CREATE TABLE … INHERITS causes.
+CREATE OR REPLACE FUNCTION hectic.on_create_table() RETURNS event_trigger
+LANGUAGE plpgsql AS $hectic_on_create_table$
 DECLARE
-  created_at_parent regclass := to_regclass('hectic.created_at');
   obj record;
 BEGIN
   FOR obj IN
-    SELECT c.oid, n.nspname, c.relname
-      FROM pg_event_trigger_ddl_commands() AS d
+    SELECT c.oid, n.nspname, c.relname,
+           coalesce(h.created_at, false) AS created_at,
+           coalesce(h.updated_at, false) AS updated_at,
+           coalesce(h.immutable, false) AS immutable
+      FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
       JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
       JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+      CROSS JOIN LATERAL (
+        SELECT pg_catalog.bool_or(p.relname = 'created_at') AS created_at,
+               pg_catalog.bool_or(p.relname = 'updated_at') AS updated_at,
+               pg_catalog.bool_or(p.relname = 'immutable') AS immutable
+          FROM pg_catalog.pg_inherits AS i
+          JOIN pg_catalog.pg_class AS p ON p.oid = i.inhparent
+          JOIN pg_catalog.pg_namespace AS pn ON pn.oid = p.relnamespace
+         WHERE i.inhrelid = c.oid AND pn.nspname = 'hectic') AS h
      WHERE d.command_tag = 'CREATE TABLE'
-       AND d.classid = 'pg_catalog.pg_class'::regclass
+       AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
        AND c.relkind IN ('r', 'p')
        AND c.relpersistence <> 't'
        AND NOT c.relispartition
+       AND n.nspname <> 'hectic'
+       AND (h.updated_at OR h.immutable
+            OR (h.created_at IS NOT TRUE
+                AND n.nspname <> 'information_schema'
+                AND pg_catalog.left(n.nspname, 3) <> 'pg_'))
   LOOP
-    CONTINUE WHEN hectic._is_excluded_schema(obj.nspname);
-    IF created_at_parent IS NULL THEN
+    -- children of hectic.immutable: the row and the statement blockers
+    IF obj.immutable THEN
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
+                      WHERE t.tgrelid = obj.oid AND t.tgname = 'hectic_block_immutable_dml') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER hectic_block_immutable_dml '
+                       || 'BEFORE INSERT OR UPDATE OR DELETE ON %I.%I '
+                       || 'FOR EACH ROW EXECUTE FUNCTION hectic.block_immutable_dml()',
+                       obj.nspname, obj.relname);
+      END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
+                      WHERE t.tgrelid = obj.oid AND t.tgname = 'hectic_block_immutable_truncate') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER hectic_block_immutable_truncate '
+                       || 'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I '
+                       || 'FOR EACH STATEMENT EXECUTE FUNCTION hectic.block_immutable_dml()',
+                       obj.nspname, obj.relname);
+      END IF;
+    END IF;
+    -- children of hectic.updated_at: hectic_set_updated_at
+    IF obj.updated_at AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
+                                       WHERE t.tgrelid = obj.oid AND t.tgname = 'hectic_set_updated_at') THEN
+      EXECUTE pg_catalog.format('CREATE TRIGGER hectic_set_updated_at BEFORE UPDATE ON %I.%I '
+                     || 'FOR EACH ROW EXECUTE FUNCTION hectic.set_updated_at()',
+                     obj.nspname, obj.relname);
+    END IF;
+    -- every table must directly inherit hectic.created_at, unless exempt
+    CONTINUE WHEN obj.created_at
+               OR hectic._is_excluded_schema(obj.nspname)
+               OR hectic._is_exempt_table(obj.nspname, obj.relname);
+    IF pg_catalog.to_regclass('hectic.created_at') IS NULL THEN
       RAISE EXCEPTION 'hectic: table hectic.created_at is missing, cannot check %.%',
         obj.nspname, obj.relname
         USING HINT = 're-apply the hectic bundle (migrator init)';
     END IF;
-    IF NOT hectic._table_inherits(obj.oid, created_at_parent) THEN
-      RAISE EXCEPTION 'hectic: table %.% must INHERITS (hectic.created_at)', obj.nspname, obj.relname
-        USING HINT = 'add INHERITS ("hectic"."created_at") to the CREATE TABLE statement, '
-                     || 'or add the schema to hectic.inheritance_extra_excluded_schemas';
-    END IF;
+    RAISE EXCEPTION 'hectic: table %.% must INHERITS (hectic.created_at)', obj.nspname, obj.relname
+      USING HINT = 'add INHERITS ("hectic"."created_at") to the CREATE TABLE statement, '
+                   || 'or add the schema to hectic.inheritance_extra_excluded_schemas';
   END LOOP;
 END
-$hectic_enforce_created_at$;
+$hectic_on_create_table$;
 
--- Event trigger: children of hectic.updated_at get hectic_set_updated_at.
-CREATE OR REPLACE FUNCTION hectic.attach_updated_at_trigger() RETURNS event_trigger
-LANGUAGE plpgsql AS $hectic_attach_updated_at$
-DECLARE
-  updated_at_parent regclass := to_regclass('hectic.updated_at');
-  obj record;
-BEGIN
-  IF updated_at_parent IS NULL THEN
-    RETURN;
-  END IF;
-  FOR obj IN
-    SELECT c.oid, n.nspname, c.relname
-      FROM pg_event_trigger_ddl_commands() AS d
-      JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE d.command_tag = 'CREATE TABLE'
-       AND d.classid = 'pg_catalog.pg_class'::regclass
-       AND c.relkind IN ('r', 'p')
-       AND c.relpersistence <> 't'
-       AND NOT c.relispartition
-       AND n.nspname <> 'hectic'
-  LOOP
-    CONTINUE WHEN NOT hectic._table_inherits(obj.oid, updated_at_parent);
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
-                    WHERE t.tgrelid = obj.oid AND t.tgname = 'hectic_set_updated_at') THEN
-      EXECUTE format('CREATE TRIGGER hectic_set_updated_at BEFORE UPDATE ON %I.%I '
-                     || 'FOR EACH ROW EXECUTE FUNCTION hectic.set_updated_at()',
-                     obj.nspname, obj.relname);
-    END IF;
-  END LOOP;
-END
-$hectic_attach_updated_at$;
-
--- Event trigger: children of hectic.immutable get the row and the statement blockers.
-CREATE OR REPLACE FUNCTION hectic.attach_immutable_triggers() RETURNS event_trigger
-LANGUAGE plpgsql AS $hectic_attach_immutable$
-DECLARE
-  immutable_parent regclass := to_regclass('hectic.immutable');
-  obj record;
-BEGIN
-  IF immutable_parent IS NULL THEN
-    RETURN;
-  END IF;
-  FOR obj IN
-    SELECT c.oid, n.nspname, c.relname
-      FROM pg_event_trigger_ddl_commands() AS d
-      JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE d.command_tag = 'CREATE TABLE'
-       AND d.classid = 'pg_catalog.pg_class'::regclass
-       AND c.relkind IN ('r', 'p')
-       AND c.relpersistence <> 't'
-       AND NOT c.relispartition
-       AND n.nspname <> 'hectic'
-  LOOP
-    CONTINUE WHEN NOT hectic._table_inherits(obj.oid, immutable_parent);
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
-                    WHERE t.tgrelid = obj.oid AND t.tgname = 'hectic_block_immutable_dml') THEN
-      EXECUTE format('CREATE TRIGGER hectic_block_immutable_dml '
-                     || 'BEFORE INSERT OR UPDATE OR DELETE ON %I.%I '
-                     || 'FOR EACH ROW EXECUTE FUNCTION hectic.block_immutable_dml()',
-                     obj.nspname, obj.relname);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
-                    WHERE t.tgrelid = obj.oid AND t.tgname = 'hectic_block_immutable_truncate') THEN
-      EXECUTE format('CREATE TRIGGER hectic_block_immutable_truncate '
-                     || 'BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I '
-                     || 'FOR EACH STATEMENT EXECUTE FUNCTION hectic.block_immutable_dml()',
-                     obj.nspname, obj.relname);
-    END IF;
-  END LOOP;
-END
-$hectic_attach_immutable$;
-
--- The event triggers: (re)created only when missing or not exactly as below (for example
--- disabled), so a second apply takes no catalog locks for them.
+-- The event trigger: (re)created only when missing or not exactly as below (for example
+-- disabled), so a second apply takes no catalog locks for it. The original bundle's three
+-- event triggers (same rules, one catalog pass each, no exemption for migration tools'
+-- tables) are dropped where present, and so are their functions unless something else
+-- uses them; applying the original bundle again brings them back, and this file removes
+-- them again.
 DO $hectic_event_triggers$
 DECLARE
-  et record;
+  legacy record;
 BEGIN
-  FOR et IN
-    SELECT s.evtname, s.fn
-      FROM (VALUES
-        ('hectic_enforce_created_at_inheritance', 'hectic.enforce_created_at_inheritance()'),
-        ('hectic_attach_updated_at_trigger',      'hectic.attach_updated_at_trigger()'),
-        ('hectic_attach_immutable_triggers',      'hectic.attach_immutable_triggers()')
-      ) AS s(evtname, fn)
-  LOOP
-    CONTINUE WHEN EXISTS (
+  IF NOT EXISTS (
       SELECT 1 FROM pg_catalog.pg_event_trigger AS e
-       WHERE e.evtname = et.evtname
+       WHERE e.evtname = 'hectic_on_create_table'
          AND e.evtevent = 'ddl_command_end'
-         AND e.evtfoid = et.fn::regprocedure
+         AND e.evtfoid = 'hectic.on_create_table()'::pg_catalog.regprocedure
          AND e.evtenabled = 'O'
-         AND e.evttags = ARRAY['CREATE TABLE']::text[]);
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger AS e WHERE e.evtname = et.evtname) THEN
-      EXECUTE format('DROP EVENT TRIGGER %I', et.evtname);
-      RAISE NOTICE 'hectic: recreated event trigger %', et.evtname;
+         AND e.evttags = ARRAY['CREATE TABLE']::text[]) THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger AS e WHERE e.evtname = 'hectic_on_create_table') THEN
+      DROP EVENT TRIGGER hectic_on_create_table;
+      RAISE NOTICE 'hectic: recreated event trigger hectic_on_create_table';
     ELSE
-      RAISE NOTICE 'hectic: created event trigger %', et.evtname;
+      RAISE NOTICE 'hectic: created event trigger hectic_on_create_table';
     END IF;
-    EXECUTE format('CREATE EVENT TRIGGER %I ON ddl_command_end WHEN TAG IN (''CREATE TABLE'') '
-                   || 'EXECUTE FUNCTION %s', et.evtname, et.fn);
+    CREATE EVENT TRIGGER hectic_on_create_table ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+      EXECUTE FUNCTION hectic.on_create_table();
+  END IF;
+  FOR legacy IN
+    SELECT e.evtname FROM pg_catalog.pg_event_trigger AS e
+     WHERE e.evtname IN ('hectic_enforce_created_at_inheritance', 'hectic_attach_updated_at_trigger',
+                         'hectic_attach_immutable_triggers')
+     ORDER BY e.evtname
+  LOOP
+    EXECUTE pg_catalog.format('DROP EVENT TRIGGER %I', legacy.evtname);
+    RAISE NOTICE 'hectic: dropped event trigger % (replaced by hectic_on_create_table)', legacy.evtname;
+  END LOOP;
+  FOR legacy IN
+    SELECT p.oid::pg_catalog.regprocedure AS fn FROM pg_catalog.pg_proc AS p
+     WHERE p.pronamespace = 'hectic'::pg_catalog.regnamespace
+       AND p.proname IN ('enforce_created_at_inheritance', 'attach_updated_at_trigger',
+                         'attach_immutable_triggers')
+       AND p.pronargs = 0
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger AS e WHERE e.evtfoid = p.oid)
+  LOOP
+    EXECUTE pg_catalog.format('DROP FUNCTION %s', legacy.fn);
   END LOOP;
 END
 $hectic_event_triggers$;

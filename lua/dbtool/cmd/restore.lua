@@ -16,9 +16,10 @@ PATH is a backup directory (default $DEFAULT_BACKUP_PATH, i.e. $LOCAL_DIR/focus/
 backup) holding base.tar.gz and optionally pg_wal.tar.gz; its database_name file (written by
 `backup` and `normalize-backup`) names the database, else PG_DATABASE (default testdb).
 
-The cluster in PG_WORKING_DIR is stopped, the backup is unpacked next to it, and only then
-swapped in and started (PG_PORT, PG_SHARED_PRELOAD_LIBRARIES — "" disables pg_cron —,
-PG_DISABLE_LOGGING, PG_LOG_PATH apply). If the restored cluster does not start, the previous
+The backup is unpacked next to PG_WORKING_DIR/data while the current cluster still runs (a
+bad backup never stops it); only then is that cluster stopped and the backup swapped in and
+started (PG_PORT, PG_SHARED_PRELOAD_LIBRARIES — "" disables pg_cron —, PG_DISABLE_LOGGING,
+PG_LOG_PATH apply). If the restored cluster does not start, the previous
 one is put back (stopped) and the error says why; the backup itself is never modified. The
 cluster needs a superuser role named after your OS user: run `database normalize-backup` on
 backups from other machines first.]],

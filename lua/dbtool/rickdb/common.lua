@@ -25,7 +25,7 @@ end
 
 --- `Warning : msg` on stderr (yellow on a terminal).
 function M.warn(msg)
-  M.write(2, M.style("yellow", "Warning : " .. log.redact(msg), 2) .. "\n")
+  M.write(2, M.style("yellow", "Warning : " .. log.shown(msg), 2) .. "\n")
 end
 
 local function indent(text)
@@ -42,13 +42,13 @@ function M.report(e)
     -- rick_db printed the server's message alone: the code goes below it
     head = head:gsub(" %(SQLSTATE " .. e.sqlstate .. "%)$", "")
   end
-  M.write(2, M.style("red", prefix .. " " .. log.redact(head), 2) .. "\n")
+  M.write(2, M.style("red", prefix .. " " .. log.shown(head), 2) .. "\n")
   if e.where and not e.toml then lines[#lines + 1] = "  at " .. e.where end
   if e.excerpt then lines[#lines + 1] = log.redact(e.excerpt) end
   if e.detail then lines[#lines + 1] = indent("detail: " .. e.detail) end
   if e.sqlstate then lines[#lines + 1] = "  sqlstate: " .. e.sqlstate end
   if e.hint then lines[#lines + 1] = indent("hint: " .. e.hint) end
-  if #lines > 0 then M.write(2, log.redact(table.concat(lines, "\n")) .. "\n") end
+  if #lines > 0 then M.write(2, log.shown(table.concat(lines, "\n")) .. "\n") end
 end
 
 --- The logger handed to the engine and the stores: warnings as rickdb prints them
@@ -187,7 +187,10 @@ function M.classify(ctx, s, dir)
   local applied = s:applied()
   local by = {}
   for _, a in ipairs(applied) do by[a.name] = a end
-  local checksum = require "dbtool.migrate.checksum"
+  if ctx.settings.checksum ~= "off" then
+    -- through the engine's checksum cache: unchanged files are not read
+    require("dbtool.migrate").new { dir = dir, layout = "flat" }:hash(files)
+  end
   local rows, on_disk = {}, {}
   for i, f in ipairs(files) do
     on_disk[f.name] = true
@@ -196,7 +199,7 @@ function M.classify(ctx, s, dir)
     if a then
       row.state = "applied"
       if a.hash and ctx.settings.checksum ~= "off" then
-        local h = checksum.string(M.read_file(f.path))
+        local h = f.hash
         if h ~= a.hash then
           row.state = "modified"
           row.hash, row.file_hash = a.hash, h

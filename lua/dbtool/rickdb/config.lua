@@ -129,6 +129,33 @@ function M.settings(t, where)
   return out
 end
 
+--- A TOML error on a `password = …` line must not show the value: its message and hint
+--- lose every quoted piece of the value, its excerpt the text after `=` (the value is not
+--- known yet, so the log redaction cannot hide it). Changes `e` in place.
+function M.hide_password(e, text)
+  if not e.line then return end
+  local n, line = 0, nil
+  for l in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if n == e.line then
+      line = l
+      break
+    end
+  end
+  local key = line and line:match("^%s*[\"']?([%w_-]+)[\"']?%s*=")
+  if not key or not key:lower():find("password", 1, true) then return end
+  local value = line:match("=(.*)$")
+  local function hide(s)
+    if type(s) ~= "string" then return s end
+    local function piece(q, content)
+      if content ~= "" and value:find(content, 1, true) then return q .. "***" .. q end
+    end
+    return (s:gsub("(')([^']*)'", piece):gsub('(")([^"]*)"', piece))
+  end
+  e.msg, e.hint = hide(e.msg), hide(e.hint)
+  e.excerpt = string.format("%5d | %s ***", e.line, line:match("^[^=]*="))
+end
+
 --- Parse configuration text (`path` names it in messages). Returns
 --- {file, dir, sections = {[key] = table}, names = {sorted keys}, settings, warnings, raw, info}.
 --- Raises (exit 255): TOML errors at file:line:col, a section without engine.
@@ -136,7 +163,10 @@ function M.parse(text, path)
   local ok, raw, info = errors.try(toml.parse, text, { name = path, positions = true })
   if not ok then
     local e = raw
-    if errors.is(e) and not e.bug then e.exit = M.EXIT_USAGE end
+    if errors.is(e) and not e.bug then
+      e.exit = M.EXIT_USAGE
+      M.hide_password(e, text)
+    end
     error(e, 0)
   end
   local cfg = { file = path, dir = dirname(path), sections = {}, names = {}, warnings = {}, raw = raw,
