@@ -4,10 +4,11 @@
 # with a private sources list built from this machine's own apt configuration.
 set -eu
 # postgresql-15-pgtap, libxml2-utils (xmllint) and perl (prove): the specs of `database test`;
-# zsh, fish and groff-base: the specs of the shell completions and manual pages
+# zsh, fish and groff-base: the specs of the shell completions and manual pages;
+# pgbouncer: the specs of migrations through a transaction-pooling PgBouncer
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libpq-dev libsodium-dev libsqlite3-dev
 sqlite3 postgresql postgresql-15-cron lua-busted lua-check
-postgresql-15-pgtap libxml2-utils perl zsh fish groff-base"
+postgresql-15-pgtap libxml2-utils perl zsh fish groff-base pgbouncer"
 
 missing=
 for p in $PKGS; do

@@ -9,6 +9,17 @@
  *     failure `dst` is left partial: the caller removes it.
  *   fs.rmtree(path) → true | nil, msg, errno
  *     Removes a tree without following symbolic links; a missing path is not an error.
+ *   fs.names(dir) → names | nil, msg, errno
+ *     The names in directory `dir` (without "." and ".."), sorted in byte order (strcmp).
+ *   fs.stat_keys(paths, [before], [dir], [suffix]) → keys, recent | nil, msg, errno
+ *     stat(2) of every path of the array `paths` (relative to the directory `dir` when
+ *     given: shorter lookups, and one directory for the whole batch; each followed by
+ *     `suffix` when given, e.g. "/up.sql" after directory names): keys[i] is the string
+ *     "dev:ino:size:mtime_s.ns:ctime_s.ns" of a regular file (symbolic links followed),
+ *     false for anything else (missing, not a regular file, not reachable). With `before`
+ *     (seconds since the epoch), recent[i] is true for each file whose mtime or ctime is
+ *     not older than `before`. One call for a list: what changes when a file's content
+ *     changes, for 10,000 files without 10,000 Lua tables (the migration checksum cache).
  *
  * Replacing `cp -a` (a process, and per file: xattrs, ACLs, owner, times) matters where a
  * fresh cluster is a copy of a cached initdb output: ~1,300 small files.
@@ -18,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -288,13 +300,175 @@ static int fs_rmtree(lua_State *L) {
   return fs_result(L, &w, path);
 }
 
+static int fs_strcmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names are collected in a userdata-owned buffer (freed by __gc if a Lua error unwinds). */
+typedef struct fs_Names {
+  char **v;
+  size_t n, cap;
+} fs_Names;
+
+static int fs_names_gc(lua_State *L) {
+  fs_Names *b = (fs_Names *)luaL_checkudata(L, 1, "dbtool.fs.names");
+  size_t i;
+  for (i = 0; i < b->n; i++)
+    free(b->v[i]);
+  free(b->v);
+  b->v = NULL;
+  b->n = b->cap = 0;
+  return 0;
+}
+
+static int fs_names(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  fs_Names *b = (fs_Names *)lua_newuserdatauv(L, sizeof(fs_Names), 0);
+  DIR *d;
+  struct dirent *e;
+  size_t i;
+  b->v = NULL;
+  b->n = b->cap = 0;
+  luaL_setmetatable(L, "dbtool.fs.names");
+  d = opendir(path);
+  if (d == NULL) {
+    int err = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(err));
+    lua_pushinteger(L, err);
+    return 3;
+  }
+  errno = 0;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || (e->d_name[1] == '.' && e->d_name[2] == '\0')))
+      continue;
+    if (b->n == b->cap) {
+      size_t cap = b->cap ? b->cap * 2 : 256;
+      char **v = (char **)realloc(b->v, cap * sizeof *v);
+      if (v == NULL) {
+        closedir(d);
+        return luaL_error(L, "fs.names: out of memory");
+      }
+      b->v = v;
+      b->cap = cap;
+    }
+    b->v[b->n] = strdup(e->d_name);
+    if (b->v[b->n] == NULL) {
+      closedir(d);
+      return luaL_error(L, "fs.names: out of memory");
+    }
+    b->n++;
+  }
+  closedir(d);
+  qsort(b->v, b->n, sizeof *b->v, fs_strcmp);
+  lua_createtable(L, b->n > INT_MAX ? INT_MAX : (int)b->n, 0);
+  for (i = 0; i < b->n; i++) {
+    lua_pushstring(L, b->v[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int fs_stat_keys(lua_State *L) {
+  lua_Integer i, n;
+  int with_before = !lua_isnoneornil(L, 2);
+  lua_Number before = with_before ? luaL_checknumber(L, 2) : 0;
+  const char *dir = luaL_optstring(L, 3, NULL);
+  const char *suffix = luaL_optstring(L, 4, NULL);
+  char full[PATH_MAX];
+  int dfd = AT_FDCWD;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = luaL_len(L, 1);
+  lua_settop(L, 4); /* the suffix stays on the stack while it is used */
+  if (dir != NULL) {
+    int *ud = (int *)lua_newuserdatauv(L, sizeof(int), 0); /* 5: the fd, closed by __gc */
+    *ud = -1;
+    luaL_setmetatable(L, "dbtool.fs.dirfd");
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+      int e = errno;
+      luaL_pushfail(L);
+      lua_pushfstring(L, "%s: %s", dir, strerror(e));
+      lua_pushinteger(L, e);
+      return 3;
+    }
+    *ud = dfd;
+  } else {
+    lua_pushnil(L); /* 5 */
+  }
+  lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0); /* 6: keys */
+  lua_newtable(L);                                       /* 7: recent */
+  for (i = 1; i <= n; i++) {
+    struct stat st;
+    const char *path;
+    lua_rawgeti(L, 1, i);
+    path = lua_tostring(L, -1);
+    if (path == NULL)
+      return luaL_error(L, "stat_keys: paths[%d] is not a string", (int)i);
+    if (suffix != NULL) {
+      if (snprintf(full, sizeof full, "%s%s", path, suffix) >= (int)sizeof full) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, 6, i);
+        continue;
+      }
+      path = full;
+    }
+    if (fstatat(dfd, path, &st, 0) != 0 || !S_ISREG(st.st_mode)) {
+      lua_pop(L, 1);
+      lua_pushboolean(L, 0);
+    } else {
+      char key[160];
+      lua_pop(L, 1);
+      snprintf(key, sizeof key, "%llx:%llx:%lld:%lld.%09ld:%lld.%09ld",
+               (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+               (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+               (long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
+      lua_pushstring(L, key);
+      if (with_before) {
+        lua_Number m = (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9;
+        lua_Number c = (lua_Number)st.st_ctim.tv_sec + (lua_Number)st.st_ctim.tv_nsec / 1e9;
+        if (m >= before || c >= before) {
+          lua_pushboolean(L, 1);
+          lua_rawseti(L, 7, i);
+        }
+      }
+    }
+    lua_rawseti(L, 6, i);
+  }
+  if (dfd != AT_FDCWD) {
+    close(dfd);
+    *(int *)lua_touserdata(L, 5) = -1;
+  }
+  return 2;
+}
+
+static int fs_dirfd_gc(lua_State *L) {
+  int *ud = (int *)luaL_checkudata(L, 1, "dbtool.fs.dirfd");
+  if (*ud >= 0) {
+    close(*ud);
+    *ud = -1;
+  }
+  return 0;
+}
+
 static const luaL_Reg fs_funcs[] = {
   {"copytree", fs_copytree},
   {"rmtree", fs_rmtree},
+  {"stat_keys", fs_stat_keys},
+  {"names", fs_names},
   {NULL, NULL}
 };
 
 int luaopen_dbtool_core_fs(lua_State *L) {
+  luaL_newmetatable(L, "dbtool.fs.names");
+  lua_pushcfunction(L, fs_names_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, "dbtool.fs.dirfd");
+  lua_pushcfunction(L, fs_dirfd_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newlib(L, fs_funcs);
   return 1;
 }

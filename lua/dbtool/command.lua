@@ -11,6 +11,7 @@
 --       { "-u", "--url", arg = "URL", help = "..." },                    -- value
 --       { "-v", "--set", arg = "NAME=VALUE", multi = true },             -- repeated value
 --       { "--color", arg = "WHEN", choices = { "auto", "always", "never" } },
+--       { "--wait", optional = "SECONDS" },     -- flag, or a value after '=': true | "30"
 --     },
 --     positionals = { { "backup", optional = true, help = "..." } },   -- opts.backup
 --     rest = "ARGS",             -- further positionals go to opts.args (else: exit 9)
@@ -30,7 +31,9 @@
 --     leading = "database",     -- rickdb: an optional word before the command
 --     environment = { { "VAR", "meaning" } }, exit_codes = { { 0, "ok" } }, files = {...},
 --     hooks: no_command(state), unknown_command(word, state), setup(state), context(ctx),
---            before_run(ctx, opts, entry), report(e, ns) → exit code, command_help(spec, path) }
+--            before_run(ctx, opts, entry), report(e, ns) → exit code, command_help(spec, path),
+--            around_run(ctx, opts, entry, run) → exit code (run() runs the command once:
+--            rickdb --all runs it per database) }
 --
 -- Commands are found as `database` always found them: a command of the project file
 -- (`${DATABASE_DIR}/db-tool.lua`, key "<project_key><name>"), else the module
@@ -286,12 +289,13 @@ function M.parse(spec, argv, first, o)
           check_choice(opt, value, chain, path, name)
           store(target, opt, value)
         else
-          if value ~= nil then
+          if value ~= nil and not opt.optional then
             errors.raise(usage_code(chain, errors.NOT_FOUND),
               message(chain, "novalue", "%s: option %s takes no value", name, flag),
               { hint = help_hint(chain, path) })
           end
-          store(target, opt, true)
+          -- optional = "METAVAR": a flag that may carry a value after '=' (--wait[=SECONDS])
+          store(target, opt, value == nil and true or value)
         end
       elseif a:sub(2, 2) ~= "-" and #a > 2 then
         -- bundled short options: -PH, -cPH; a value option takes the rest (-uURL) or the next
@@ -366,6 +370,7 @@ local function option_rows(options, rows, width)
     if not opt.hidden then
       local names = table.concat(opt, ", ")
       if opt.arg then names = names .. " " .. opt.arg end
+      if opt.optional then names = names .. "[=" .. opt.optional .. "]" end
       local text = opt.help or ""
       if opt.choices and not text:find(opt.choices[1], 1, true) then
         text = text .. (text ~= "" and " " or "") .. "(" .. table.concat(opt.choices, "|") .. ")"
@@ -1072,6 +1077,9 @@ function M.dispatch(group, argv, parent)
   local root = state.root
   if root.before_run then root.before_run(ctx, opts, entry) end
   if group ~= root and group.before_run then group.before_run(ctx, opts, entry) end
+  if group.around_run then
+    return group.around_run(ctx, opts, entry, function() return M.exit_code(M.execute(entry, ctx, opts)) end)
+  end
   return M.exit_code(M.execute(entry, ctx, opts))
 end
 

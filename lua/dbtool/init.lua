@@ -105,8 +105,11 @@ local function engine(o)
   local migrate = require "dbtool.migrate"
   local project = require "dbtool.project"
   local log = o.log or require("dbtool.log").ns("migrator")
-  local url = o.url or env.get("DB_URL") or require("dbtool.db").require_url()
-  local store = migrate.open_store(o.store or "hectic", url, { log = log, create = not o.dry_run })
+  local db = require "dbtool.db"
+  local url, source = db.resolve { url = o.url, migrator = true, cluster = true }
+  if not url then url = db.require_url() end
+  local target = source == "libpq" and { engine = "postgresql", target = "" } or url
+  local store = migrate.open_store(o.store or "hectic", target, { log = log, create = not o.dry_run })
   local pol = project.migration_policy(project.load())
   for k, v in pairs(o.policy or {}) do
     if k == "hooks" then

@@ -222,11 +222,11 @@ function M.add_connection(s)
 end
 
 --- Register the passwords of every connection string a program was given — the variables
---  PGURL, DB_URL, STAGING_DB_URL, $PG_URL_VAR, PGPASSWORD, and every argument that looks like
---  a URL or conninfo (`-u URL`, `--url=URL`, `--db-url URL` …) — before anything runs, so no
+--  PGURL, DB_URL, DATABASE_URL, STAGING_DB_URL, $PG_URL_VAR, PGPASSWORD, and every argument
+--  that looks like a URL or conninfo (`-u URL`, `--url=URL`, `--db-url URL` …) — before anything runs, so no
 --  line can print them, whatever the command does with them.
 function M.add_connections_from(args)
-  local names = { "PGURL", "DB_URL", "STAGING_DB_URL", os.getenv("PG_URL_VAR") }
+  local names = { "PGURL", "DB_URL", "DATABASE_URL", "STAGING_DB_URL", os.getenv("PG_URL_VAR") }
   for _, name in ipairs(names) do
     if name ~= "" then M.add_connection(os.getenv(name)) end
   end

@@ -349,10 +349,14 @@ function M.validate(res, file, text)
   if type(res) ~= "table" then fail(file, "db-tool.lua must return a table, not " .. M.describe(res)) end
   local p = {}
   for k, v in next, res do
-    if k ~= "commands" and k ~= "hooks" and k ~= "settings" then
-      bad("unknown key '" .. tostring(k) .. "' (expected commands, hooks, settings)", k)
+    if k ~= "commands" and k ~= "hooks" and k ~= "settings" and k ~= "targets" then
+      bad("unknown key '" .. tostring(k) .. "' (expected commands, hooks, settings, targets)", k)
     end
     p[k] = v
+  end
+  -- targets: migrator's fleet (dbtool.migrate.fleet checks the entries when used)
+  if p.targets ~= nil and type(p.targets) ~= "table" and type(p.targets) ~= "function" then
+    bad("targets must be a table or a function returning one, not a " .. type(p.targets), "targets")
   end
   for _, section in ipairs { "commands", "hooks", "settings" } do
     if p[section] ~= nil and type(p[section]) ~= "table" then
@@ -417,7 +421,7 @@ function M.validate(res, file, text)
     local problem = check(v)
     if problem then bad("setting " .. name .. ": " .. problem, name) end
   end
-  return { commands = commands, hooks = hooks, settings = settings, file = file }
+  return { commands = commands, hooks = hooks, settings = settings, targets = p.targets, file = file }
 end
 
 --- Path of the project file for the current environment.

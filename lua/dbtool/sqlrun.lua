@@ -287,7 +287,8 @@ local function sql_error(R, F, st, text, perr)
     b = utf8.offset(text, pos) or pos
     if b > #text then b = #text end
     while b > 1 and text:byte(b) and text:byte(b) >= 0x80 and text:byte(b) < 0xC0 do b = b - 1 end
-  elseif perr.sqlstate == "22021" and #text > 0 and not R.copy_line and R.utf8 then
+  elseif perr.sqlstate == "22021" and #text > 0 and not R.copy_line and
+      R.conn:parameter_status("client_encoding") == "UTF8" then
     -- an invalid byte sequence: the server gives no position, the first bad byte is it
     local ok, bad = utf8.len(text)
     if not ok and bad then b = bad end
@@ -362,6 +363,8 @@ local function setvar(R, name, value)
   if err then return nil, err end
   R.vars[name] = v
   R.auto_done[name] = true
+  if name == "AUTOCOMMIT" then R.autocommit = M.parse_bool(v) ~= false end
+  if name == "ON_ERROR_ROLLBACK" then R.error_rollback = psql.error_rollback(v) end
   return true
 end
 
@@ -873,7 +876,7 @@ local function skip_copy_data(F)
   end
   local last = locate(F, F.base + F.pos)
   -- (data lines only: not the `\.` line)
-  return last - first - ((found and F.buf:byte(F.pos - 1) == 10) and 1 or 0), first
+  return last - first - ((found and F.buf:byte(F.pos - 1) == 10) and 1 or 0), first, found
 end
 
 -- standard_conforming_strings as the server reports it (ParameterStatus, as psql reads it):
@@ -881,7 +884,6 @@ end
 local function update_std_strings(R)
   local v = R.conn:parameter_status("standard_conforming_strings")
   if v then R.std_strings = v ~= "off" end
-  R.utf8 = R.conn:parameter_status("client_encoding") == "UTF8"
 end
 
 local function popt_of(R, how)
@@ -896,7 +898,9 @@ local function result_dest(R, gout)
 end
 
 local function is_copy_from_stdin(text)
-  local i = text:match("^%s*()")
+  local i = text:find("[^ \t\n\r\f\v]")
+  local c = i and text:byte(i)
+  if c ~= 67 and c ~= 99 then return false end            -- C, c
   if text:sub(i, i + 3):upper() ~= "COPY" then return false end
   local head = text:sub(i, i + 4095):upper()
   return head:find("%sFROM%s+STDIN") ~= nil
@@ -927,17 +931,16 @@ end
 function execute(R, F, st, text, how)
   local conn = R.conn
   R.stats.statements = R.stats.statements + 1
-  R.current = F.name .. ":" .. tostring(st.line or F.line)
+  R.cur_file, R.cur_line = F.name, st.line or F.line      -- (R.current(): "file:line")
   R.copy_line = nil
-  if R.on_statement then text = R.on_statement(text, R.current) or text end
+  if R.on_statement then text = R.on_statement(text, R.current()) or text end
   local function client_error(msg)
     local info = how and how.info or { line = st.line or F.line, col = st.col or 1 }
     return meta_error(R, F, info, msg)
   end
   -- AUTOCOMMIT off: BEGIN first (psql's SendQuery)
   local ts = conn:transaction_status()
-  if ts == "idle" and M.parse_bool(R.vars.AUTOCOMMIT or "on") == false and
-      not psql.command_no_begin(text) then
+  if ts == "idle" and not R.autocommit and not psql.command_no_begin(text) then
     local ok, e = pcall(conn.exec, conn, "BEGIN")
     if not ok then
       fail(R, sql_error(R, F, st, text, e))
@@ -946,7 +949,7 @@ function execute(R, F, st, text, how)
     ts = conn:transaction_status()
   end
   local svpt = false
-  if ts == "intrans" and psql.error_rollback(R.vars.ON_ERROR_ROLLBACK) then
+  if ts == "intrans" and R.error_rollback then
     local ok, e = pcall(conn.exec, conn, "SAVEPOINT pg_psql_temporary_savepoint")
     if not ok then
       fail(R, sql_error(R, F, st, text, e))
@@ -954,7 +957,7 @@ function execute(R, F, st, text, how)
     end
     svpt = true
   end
-  local t0 = core.now()
+  local t0 = R.timing and core.now()
   local perr, rest, gout, gerr, svpt_gone, fail_msg, copied
   local function gopen()
     if how and how.gfile and not gout and not gerr then
@@ -965,7 +968,7 @@ function execute(R, F, st, text, how)
   end
   local pending      -- a result waiting to know whether it is the last one
   local function handle(res, last)
-    if R.on_result then R.on_result(res, { where = R.current, statement = text }) end
+    if R.on_result then R.on_result(res, { where = R.current(), statement = text }) end
     if res.status ~= "TUPLES_OK" then return end
     if last and how and how.gset then
       local ok, err = store_tuple(R, res, how.gset)
@@ -1066,7 +1069,7 @@ function execute(R, F, st, text, how)
       pending = res
     end
   end
-  local elapsed = (core.now() - t0) * 1000
+  local elapsed = t0 and (core.now() - t0) * 1000
   update_std_strings(R)
   local last = pending
   if last and not perr then handle(last, true) end
@@ -1089,10 +1092,11 @@ function execute(R, F, st, text, how)
     end
     if how and how.copy_stdin and not copied and not R.stop_on_error() then
       -- the COPY never took its data: psql would now run the data lines as SQL
-      local n, from = skip_copy_data(F)
+      local n, from, ended = skip_copy_data(F)
       rest = nil
-      e.hint = e.hint or string.format("the COPY data that followed (%d line%s from line %d) was skipped, " ..
-        "not run as SQL", n, n == 1 and "" or "s", from)
+      e.hint = e.hint or string.format("the COPY data that followed (%d line%s from line %d%s) was " ..
+        "skipped, not run as SQL", n, n == 1 and "" or "s", from,
+        ended and "" or ", to the end of the file: no \\. line")
     end
   elseif fail_msg then
     vars.ERROR, vars.ROW_COUNT = "true", "0"
@@ -1114,7 +1118,7 @@ function execute(R, F, st, text, how)
       if not ok and not e then e = sql_error(R, F, st, text, serr) end
     end
   end
-  if R.timing then R.out(printer.timing(elapsed)) end
+  if elapsed then R.out(printer.timing(elapsed)) end
   if e then
     fail(R, e)
     if rest then run_cursor(R, F, rest) end
@@ -1710,7 +1714,7 @@ local function attach(R, conn)
     local level = ({ WARNING = "warn", NOTICE = "info", INFO = "info", LOG = "debug",
       DEBUG = "debug" })[n.severity] or "info"
     local l = R.log[level]
-    l(R.log, "%s: %s: %s", R.current or R.name, n.severity or "NOTICE", n.msg)
+    l(R.log, "%s: %s: %s", R.current() or R.name, n.severity or "NOTICE", n.msg)
     if n.detail then l(R.log, "detail: %s", n.detail) end
     if n.hint then l(R.log, "hint: %s", n.hint) end
   end)
@@ -2017,7 +2021,9 @@ function run_file(R, path, text, opened, limit)
           hint = "restore it with pg_restore (psql refuses it too)" })
     end
     -- a UTF-8 byte-order mark is no text (psql drops it when the client encoding is UTF8)
-    if R.utf8 and F.buf:sub(1, 3) == "\239\187\191" then F.buf = F.buf:sub(4) end
+    if F.buf:sub(1, 3) == "\239\187\191" and R.conn:parameter_status("client_encoding") == "UTF8" then
+      F.buf = F.buf:sub(4)
+    end
   end
   R.stats.files = R.stats.files + 1
   run_cursor(R, F, F)
@@ -2068,11 +2074,16 @@ local function run(conn, opts, path, text)
     stats = { statements = 0, errors = 0, files = 0, buffer_peak = 0 },
   }
   R.stdout_out = { write = out }
+  -- "file:line" of the statement running (for notices and callbacks)
+  function R.current()
+    return R.cur_file and (R.cur_file .. ":" .. R.cur_line) or nil
+  end
   R.qout = R.stdout_out
   attach(R, conn)
   local stop_default = opts.on_error_stop ~= false
   R.vars.ON_ERROR_STOP = stop_default and "on" or "off"
   R.vars.AUTOCOMMIT, R.vars.ON_ERROR_ROLLBACK = "on", "off"
+  R.autocommit, R.error_rollback = true, false
   R.vars.LAST_ERROR_MESSAGE, R.vars.LAST_ERROR_SQLSTATE = "", "00000"
   for k, v in pairs(opts.vars or {}) do
     if type(v) == "boolean" then v = v and "on" or "off" end
@@ -2092,7 +2103,7 @@ local function run(conn, opts, path, text)
     began = true
   end
   local ok, err = errors.try(run_file, R, path, text)
-  R.current = nil           -- notices of the COMMIT below belong to no statement
+  R.cur_file = nil          -- notices of the COMMIT below belong to no statement
   if R.qout.close then
     local cok, cerr = R.qout.close()
     if ok and not cok then ok, err = false, errors.new(errors.GENERIC, cerr) end

@@ -287,8 +287,9 @@ describe("database subcommands that need a database", function()
       t.write(dir .. "/db/test/test.sql", "SELECT 1;\n")
       local r = d.database(dir, cmd)
       assert.are.equal(3, r.code, cmd[1] .. ": " .. r.stderr)
-      assert.matches("no database to connect to: PGURL and DB_URL are not set, and no local cluster "
-        .. "is running in " .. wd(dir), r.stderr, 1, true)
+      assert.matches("no database to connect to: looked at -u, PGURL, DB_URL, DATABASE_URL, the running "
+        .. "local cluster (PG_WORKING_DIR), libpq's environment (PGHOST, PGHOSTADDR, PGPORT, PGDATABASE, "
+        .. "PGUSER, PGSERVICE); no local cluster is running in " .. wd(dir), r.stderr, 1, true)
       assert.matches("hint: pass -u URL", r.stderr, 1, true)
     end
     assert.are.same({}, d.ls(dir .. "/focus"))

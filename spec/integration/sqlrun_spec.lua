@@ -379,6 +379,20 @@ INSERT INTO :"tbl" VALUES (:'val', :n);
       assert.equal("d_ran", value(conn, "SELECT to_regclass('d_ran')::text"))
     end)
 
+    it("drops a UTF-8 byte-order mark of the file and of each include (hydrate's entrypoint.sql too), not of -c text", function()
+      local root = testutil.tmpdir("bom")
+      local bom = "\239\187\191"
+      testutil.write(root .. "/entrypoint.sql", bom .. "SELECT 1 AS one;\n\\ir inc.sql\n")
+      testutil.write(root .. "/inc.sql", bom .. "\\echo included\n")
+      local conn <close> = fresh()
+      local out, text = collector()
+      sqlrun.file(conn, "entrypoint.sql", { cwd = root, output = out, print_results = true })
+      assert.equal("one\n1\n(1 row)\nincluded\n", text())
+      -- a string script is not a file: the mark stays (a syntax error, as with psql -c)
+      local e = raises(function() sqlrun.string(conn, bom .. "SELECT 1;") end)
+      assert.equal("42601", e.sqlstate)
+    end)
+
     it("reports a missing include at the including line, with the include chain", function()
       local root = testutil.tmpdir("inc2")
       testutil.write(root .. "/top.sql", "SELECT 1;\n\\ir mid.sql\n")

@@ -201,6 +201,52 @@ function M.fresh_db(prefix)
   return M.db_url(name), name
 end
 
+--- A PgBouncer (Debian package pgbouncer, installed by .ci/deps.sh) in front of the shared
+--  cluster, listening on a unix socket only, in a temporary directory. opts.pool_mode
+--  (default "transaction"), opts.pool_size (server connections per database, default 2).
+--  Returns {dir =, port =, url = function(dbname) → URL through the pooler, log =}; stopped
+--  at the end of the run.
+function M.pgbouncer(opts)
+  opts = opts or {}
+  local c = M.cluster()
+  local dir = M.tmpdir("pgbouncer")
+  local bin = "/usr/sbin/pgbouncer"
+  if not unistd.access(bin, "x") then error("pgbouncer is not installed (apt-get install pgbouncer)") end
+  M.pgbouncer_port = (M.pgbouncer_port or 6431) + 1
+  local port = M.pgbouncer_port
+  local user = require("dbtool.env").user()
+  M.write(dir .. "/pgbouncer.ini", table.concat({
+    "[databases]",
+    string.format("* = host=%s port=%d user=%s", c.host, c.port, user),
+    "[pgbouncer]",
+    "unix_socket_dir = " .. dir,
+    "listen_port = " .. port,
+    "auth_type = any",
+    "pool_mode = " .. (opts.pool_mode or "transaction"),
+    "default_pool_size = " .. (opts.pool_size or 2),
+    "max_client_conn = 200",
+    "logfile = " .. dir .. "/pgbouncer.log",
+    "ignore_startup_parameters = extra_float_digits",
+  }, "\n") .. "\n")
+  local p = assert(proc.spawn { argv = { bin, dir .. "/pgbouncer.ini" }, stdin = "null",
+    stdout = { path = dir .. "/stdout.log" }, stderr = "stdout" })
+  M.at_exit(function()
+    p:kill("TERM")
+    p:wait(10)
+  end)
+  local pg = require "dbtool.core.pg"
+  local conninfo = string.format("host=%s port=%d dbname=postgres", dir, port)
+  local deadline = require("dbtool.core").now() + 20
+  while pg.ping(conninfo) ~= "ok" do
+    if p:wait(0) or require("dbtool.core").now() > deadline then
+      error("pgbouncer did not start: " .. (M.read(dir .. "/stdout.log") or ""))
+    end
+    require("dbtool.core").sleep(0.02)
+  end
+  return { dir = dir, port = port, log = dir .. "/pgbouncer.log", process = p,
+    url = function(dbname) return string.format("postgresql:///%s?host=%s&port=%d", dbname, dir, port) end }
+end
+
 --- Connect to a URL (closed when the variable goes out of scope with <close>).
 function M.connect(url)
   return require("dbtool.core.pg").connect(url or M.cluster().url)

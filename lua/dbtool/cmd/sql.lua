@@ -9,10 +9,13 @@ local M = {
     { "-c", "--command", arg = "SQL", help = "run SQL (a psql script) instead of a file" },
     { "-p", "--print-results", help = "print the rows of queries (tab-separated)" },
     { "--continue-on-error", help = "report failing statements and go on (psql's default)" },
+    { "--wait", optional = "SECONDS",
+      help = "wait for the server to accept connections first (default 60 s), e.g. a container starting" },
   },
   positionals = { { "file", optional = true, help = "the script; - reads standard input" } },
   help = [[
-The script runs over one connection (-u URL, else PGURL, else DB_URL, else the local cluster)
+The script runs over one connection (-u URL, else PGURL, DB_URL, DATABASE_URL, else the
+local cluster, else libpq's environment: README "Which database"; --wait for it to start)
 as `psql -X -q -v ON_ERROR_STOP=1 -f` would run it: each statement sent as psql builds it,
 stopping at the first error, which is reported as file:line:col with the statement and a
 caret. Meta-commands run as in psql 15: \i \ir \include \include_relative \cd \q \set
@@ -50,6 +53,15 @@ function M.run(ctx, opts)
     errors.raise(errors.AMBIGUOUS, "database sql: give either FILE or -c SQL, not both")
   end
   local db = require "dbtool.db"
+  if opts.wait then
+    local secs = opts.wait == true and 60 or tonumber(opts.wait)
+    if not secs or secs < 0 then
+      errors.raise(errors.NOT_FOUND, "--wait expects a number of seconds, not '"
+        .. tostring(opts.wait) .. "'")
+    end
+    local url, source = db.require_url(ctx)
+    db.wait(url, secs, source)
+  end
   local conn <close> = db.connect(ctx)
   local run_opts = {
     vars = vars,

@@ -92,9 +92,11 @@ end
 --- The original's tree check: the applied names (byte order) must be the first K names on
 --- disk (byte order). Returns nil when they are, else {position, db, fs, fs_list, db_list}.
 function M.check_history(fs, applied)
-  local fsn, dbn = names_of(fs), names_of(applied)
-  for i, name in ipairs(dbn) do
-    if fsn[i] ~= name then
+  for i, a in ipairs(applied) do
+    local name, f = type(a) == "table" and a.name or a, fs[i]
+    if f ~= nil and type(f) == "table" then f = f.name end
+    if f ~= name then
+      local fsn, dbn = names_of(fs), names_of(applied)
       return { position = i, db = name, fs = fsn[i], fs_list = fsn, db_list = dbn }
     end
   end
@@ -307,22 +309,26 @@ function M.classify(fs, applied)
   local newest = applied[#applied] and applied[#applied].name
   local less = policy_mod.comparator()
   local on_disk = {}
-  for _, m in ipairs(fs) do
-    on_disk[m.name] = true
-    local a = by_name[m.name]
-    local row = { name = m.name, path = m.path, file_hash = m.hash, file_tree_hash = m.tree_hash }
+  local changed_fn = M.changed
+  for i, m in ipairs(fs) do
+    local name = m.name
+    on_disk[name] = true
+    local a = by_name[name]
+    local row
     if a then
-      row.applied_at, row.hash, row.tree_hash, row.id, row.duration_ms = a.applied_at, a.hash,
-        a.tree_hash, a.id, a.duration_ms
-      local changed = M.changed(m, a)
-      row.state = changed and "modified" or "applied"
-      row.changed = changed
+      local changed = changed_fn(m, a)
+      local state = changed and "modified" or "applied"
+      -- one constructor with every field: no rehash while filling 10,000 rows
+      row = { name = name, file_hash = m.hash, file_tree_hash = m.tree_hash, applied_at = a.applied_at,
+        hash = a.hash, tree_hash = a.tree_hash, id = a.id,
+        duration_ms = a.duration_ms, state = state, changed = changed }
+      counts[state] = counts[state] + 1
     else
-      row.state = "pending"
-      if newest and less(m.name, newest) then row.out_of_order = true end
+      row = { name = name, file_hash = m.hash, file_tree_hash = m.tree_hash, state = "pending",
+        out_of_order = (newest and less(name, newest)) or nil }
+      counts.pending = counts.pending + 1
     end
-    counts[row.state] = counts[row.state] + 1
-    rows[#rows + 1] = row
+    rows[i] = row
   end
   for _, a in ipairs(applied) do
     if not on_disk[a.name] then
@@ -408,10 +414,12 @@ Engine.__index = Engine
 
 --- opts: store (from open_store), layout ("dirs" | "flat" | module), dir, policy (table merged
 --- over the defaults), vars ({name = value}, psql variables), log (dbtool.log logger),
---- force (skip the history check), allow_modified, dry_run, out (function(line) for plan
+--- force (skip the history check), allow_modified, dry_run, sql (with dry_run: print the
+--- statements, PostgreSQL), out (function(line) for plan
 --- and report output; default stdout), report_errors (false: do not log a failing script's
 --- error; it is still the `cause` of the raised "migration failed" error, exit 4),
---- progress (false: no progress line on a TTY; for front ends printing their own lines).
+--- progress (false: no progress line on a TTY; for front ends printing their own lines),
+--- on_step (function(info): after each migration, with the after_each hook's info).
 --- Hooks (policy.hooks) receive: before_migrate/after_migrate {plan, dir, done};
 --- before_each/after_each {name, direction, script, index, total; after_each adds
 --- duration (s), outcome = "applied" | "reverted" | "empty" | "skipped"}.
@@ -425,9 +433,9 @@ function M.new(opts)
   local e = setmetatable({
     store = opts.store, layout = layout, dir = opts.dir or "migration", policy = pol,
     vars = opts.vars or {}, log = opts.log or require("dbtool.log").ns("migrate"),
-    force = opts.force, allow_modified = opts.allow_modified, dry_run = opts.dry_run,
+    force = opts.force, allow_modified = opts.allow_modified, dry_run = opts.dry_run, sql = opts.sql,
     out = opts.out or function(line) io.stdout:write(line, "\n") end,
-    report_errors = opts.report_errors, progress = opts.progress,
+    report_errors = opts.report_errors, progress = opts.progress, on_step = opts.on_step,
   }, Engine)
   return e
 end
@@ -440,41 +448,159 @@ function Engine:discover()
 end
 
 --- Compute current hashes (.hash of the up script, .tree_hash of the up/ directory of a
---- multi-file migration) for the records of `list` that have an up script.
-function Engine.hash(_, list)
+--- multi-file migration) for the records of `list` that have an up script. Records with a
+--- stat key from discover (single-file migrations) go through the checksum cache of the
+--- migration directory (dbtool.migrate.checksum): a file whose key is unchanged is not read.
+--- The cache holds what it was last given: pass the whole discovered list (status, verify),
+--- or no_cache for a part of it (what is about to be applied).
+function Engine:hash(list, no_cache)
   local checksum = require "dbtool.migrate.checksum"
-  local files, trees = {}, {}
+  local rel, keys, recent, recs, others, trees = {}, {}, {}, {}, {}, {}
   for _, m in ipairs(list) do
-    if m.up and not m.hash then
-      files[#files + 1] = m.up
-      if m.up_multi then trees[#trees + 1] = m.up:match("^(.*)/[^/]*$") end
+    if not m.hash then
+      local key = m.key
+      if key and not no_cache then
+        local i = #rel + 1
+        recs[i], rel[i], keys[i], recent[i] = m, m.rel, key, m.recent
+      elseif m.up then
+        others[#others + 1] = m
+        if m.up_multi then trees[#trees + 1] = m.up:match("^(.*)/[^/]*$") end
+      end
     end
   end
-  local fh = checksum.files(files)
-  local th = #trees > 0 and checksum.trees(trees) or {}
-  for _, m in ipairs(list) do
-    if m.up and not m.hash then
+  if #rel > 0 then
+    local hashes = checksum.files_cached(self.dir, rel, { keys = keys, recent = recent })
+    for i, m in ipairs(recs) do m.hash = hashes[i] end
+  end
+  if #others > 0 then
+    local paths = {}
+    for i, m in ipairs(others) do paths[i] = m.up end
+    local fh = checksum.files(paths)
+    local th = #trees > 0 and checksum.trees(trees) or {}
+    for _, m in ipairs(others) do
       m.hash = fh[m.up]
       if m.up_multi then m.tree_hash = th[m.up:match("^(.*)/[^/]*$")] end
     end
   end
 end
 
+-- ---------------------------------------------------------------- repeatable migrations
+--
+-- MIGRATION_DIR/repeatable/*.sql (the `dirs` layout ignores that directory: its name has no
+-- 14-digit prefix): views, functions, grants — SQL that is re-applied whenever its content
+-- changes, in byte order of the file names, after the versioned migrations, when a run leaves
+-- every versioned migration applied (`migrate up all`, `to latest`, or nothing to do). Each
+-- runs in its own transaction with its record (name, sha256) in hectic.migration_repeatable
+-- (SQLite: hectic_migration_repeatable); the no-transaction marker works as for versioned
+-- ones. A file that is gone has its record removed, and nothing run.
+M.REPEATABLE_DIR = "repeatable"
+
+--- The repeatable migrations on disk, byte order ({name, up, rel, key, …}).
+function Engine:discover_repeatable()
+  local list = require("dbtool.migrate.layout_flat").discover(self.dir .. "/" .. M.REPEATABLE_DIR)
+  for _, m in ipairs(list) do m.rel = M.REPEATABLE_DIR .. "/" .. m.name end
+  return list
+end
+
+--- Hash the versioned and repeatable migrations in one call (one checksum cache for the
+--- directory holds both).
+function Engine:hash_all(fs, reps)
+  if #reps == 0 then return self:hash(fs) end
+  local all = {}
+  for i, m in ipairs(fs) do all[i] = m end
+  for _, m in ipairs(reps) do all[#all + 1] = m end
+  self:hash(all)
+end
+
+--- States of repeatable migrations: reps (hashed) against recorded {name = {hash, applied_at}}.
+--- Rows (byte order; recorded ones without a file last): {name, state = "applied" (unchanged) |
+--- "changed" | "pending" (never applied) | "missing" (recorded, file gone), hash (recorded),
+--- file_hash, applied_at}; counts {applied, changed, pending, missing, total}.
+function M.classify_repeatable(reps, recorded)
+  local rows, counts = {}, { applied = 0, changed = 0, pending = 0, missing = 0, total = 0 }
+  local seen = {}
+  for _, m in ipairs(reps) do
+    seen[m.name] = true
+    local r = recorded[m.name]
+    local state = (not r and "pending") or (r.hash ~= m.hash and "changed") or "applied"
+    rows[#rows + 1] = { name = m.name, state = state, hash = r and r.hash, file_hash = m.hash,
+      applied_at = r and r.applied_at, m = m }
+    counts[state] = counts[state] + 1
+  end
+  local gone = {}
+  for name in pairs(recorded) do if not seen[name] then gone[#gone + 1] = name end end
+  policy_mod.sort(gone)
+  for _, name in ipairs(gone) do
+    rows[#rows + 1] = { name = name, state = "missing", hash = recorded[name].hash,
+      applied_at = recorded[name].applied_at }
+    counts.missing = counts.missing + 1
+  end
+  counts.total = #rows
+  return rows, counts
+end
+
+--- The text status of the common case, without a Lua record per migration: every
+--- migration on disk is a single up.sql, unchanged since the checksum cache saw it, and
+--- recorded as applied, and nothing else is recorded (no repeatable migrations either). The
+--- server formats the lines (store:status_text_async) while the directory is read; the names,
+--- the order and the hashes are compared as whole strings. Returns {text =, counts =} (the
+--- lines of `migrator status`, without the counts line), or nil when any of that does not
+--- hold (then Engine:status tells it all). opts.styled: the state column ("applied" padded).
+function Engine:status_fast(opts)
+  local store = self.store
+  if not store.status_text_async or self.policy.checksum == "off" then return nil end
+  if not store:installed() then return nil end
+  local collect = store:status_text_async(opts.styled, 10)
+  local ok, res = pcall(function()
+    local fs = require "dbtool.core.fs"
+    local checksum = require "dbtool.migrate.checksum"
+    local all = fs.names(self.dir)
+    if not all then return nil end
+    local rep = fs.names(self.dir .. "/" .. M.REPEATABLE_DIR)
+    if rep and #rep > 0 then return nil end
+    local names, pattern = {}, self.layout.pattern
+    if not pattern or not policy_mod.is_byte_order() then return nil end
+    for _, name in ipairs(all) do
+      if name:match(pattern) then names[#names + 1] = name end
+    end
+    if #names == 0 then return nil end
+    local keys, recent = fs.stat_keys(names, checksum.wall_time() - checksum.MARGIN, self.dir, "/up.sql")
+    if not keys or next(recent) ~= nil then return nil end
+    for i = 1, #names do if not keys[i] then return nil end end
+    -- trusted without its checksum: whatever a damaged cache says can only fail to match
+    -- (then Engine:status reads it checked); it cannot make a changed file look unchanged
+    local cache = checksum.load_cache(self.dir, { unchecked = true })
+    if not cache or cache.n ~= #names or cache.keys ~= table.concat(keys, "\n")
+      or cache.paths ~= table.concat(names, "/up.sql\n") .. "/up.sql" then
+      return nil
+    end
+    return { names = table.concat(names, "\n"), hashes = cache.hashes, n = #names }
+  end)
+  local row = collect()
+  if not ok then error(res, 0) end
+  if not res or not row or row.n ~= res.n or row.trees then return nil end
+  if res.n == 0 or row.names ~= res.names or row.hashes ~= res.hashes then return nil end
+  if row.names:find("[\128-\255]") then return nil end -- padding by bytes = by characters
+  return { text = row.lines, counts = { applied = res.n, modified = 0, pending = 0, missing = 0,
+    total = res.n }, repeatable_counts = { applied = 0, changed = 0, pending = 0, missing = 0, total = 0 } }
+end
+
 --- Status: fs, applied, rows, counts, history (mismatch or nil), initialized.
 function Engine:status()
-  local fs = self:discover()
   local initialized = self.store:installed()
-  local applied = initialized and self.store:applied() or {}
-  if self.policy.checksum ~= "off" then
-    local by = {}
-    for _, a in ipairs(applied) do by[a.name] = true end
-    local to_hash = {}
-    for _, m in ipairs(fs) do if by[m.name] then to_hash[#to_hash + 1] = m end end
-    self:hash(to_hash)
+  local collect = initialized and self.store.applied_async and self.store:applied_async()
+  local fs = self:discover()
+  local reps = self:discover_repeatable()
+  local applied = initialized and (collect and collect() or self.store:applied()) or {}
+  if self.policy.checksum ~= "off" or #reps > 0 then
+    self:hash_all(fs, reps) -- all of them: the cache then covers the directory
   end
   local rows, counts = M.classify(fs, applied)
+  local rrows, rcounts = M.classify_repeatable(reps,
+    (initialized and self.store.repeatable_applied) and self.store:repeatable_applied() or {})
   local mismatch = self.policy.history == "prefix" and M.check_history(fs, applied) or nil
-  return { fs = fs, applied = applied, rows = rows, counts = counts, mismatch = mismatch,
+  return { fs = fs, applied = applied, rows = rows, counts = counts, mismatch = mismatch, repeatable = rrows,
+    repeatable_counts = rcounts,
     initialized = initialized, dir_missing = self.dir_missing,
     current = applied[#applied] and applied[#applied].name or nil }
 end
@@ -508,7 +634,7 @@ function Engine:verify(fs, applied, plan)
   end
   local list = {}
   for _, m in ipairs(fs) do if by[m.name] then list[#list + 1] = m end end
-  self:hash(list)
+  self:hash_all(fs, self.reps or {}) -- the whole directory, through the checksum cache (Engine:hash)
   local modified = {}
   for _, m in ipairs(list) do
     local what = M.changed(m, by[m.name])
@@ -685,6 +811,7 @@ function Engine:run_steps(plan)
         outcome = "empty"
         if not single and not s.no_tx then store:rollback() end
       else
+        if s.no_tx and not single and store.heartbeat then store:heartbeat() end -- (table lock)
         local ok, err = errors.try(store.run, store, s.script, self.vars, { no_tx = s.no_tx })
         if not ok then
           if single or not s.no_tx then store:rollback() end
@@ -725,8 +852,10 @@ function Engine:run_steps(plan)
     else
       log:debug("%s: %s", m.name, ui.duration(dt))
     end
-    hook(self, "after_each", { name = m.name, direction = s.direction, script = s.script, index = i,
-      total = #plan.steps, duration = dt, skipped = skip, outcome = outcome })
+    local info = { name = m.name, direction = s.direction, script = s.script, index = i,
+      total = #plan.steps, duration = dt, skipped = skip, outcome = outcome }
+    hook(self, "after_each", info)
+    if self.on_step then self.on_step(info) end
   end
   if single then
     local ok, err = errors.try(store.commit, store)
@@ -742,9 +871,135 @@ function Engine:run_steps(plan)
   return done
 end
 
---- Migrate to `target` (see M.plan). Returns {plan = plan, done = n}.
+--- The transaction options of the policy (store:begin).
+function Engine:txopts(sync)
+  local pol = self.policy
+  return { lock_timeout = pol.lock_timeout, statement_timeout = pol.statement_timeout,
+    migration_mode = pol.migration_mode, sync = sync }
+end
+
+--- `--dry-run --sql`: the statements the plan (and the repeatable migrations to run) would
+--- send, each migration's script run through dbtool.migrate.printer (PostgreSQL stores).
+function Engine:print_sql(plan, reps_to_run)
+  local store = self.store
+  if not store.begin_sql then
+    fail("--sql is supported on PostgreSQL only", "use --dry-run without --sql to see the plan")
+  end
+  local printer = require("dbtool.migrate.printer").new(store.conn, function(s)
+    self.out((s:gsub("\n$", "")))
+  end)
+  local sqlrun = require "dbtool.sqlrun"
+  local single = self.policy.transaction == "single"
+  local function script(path)
+    sqlrun.file(printer, path, { vars = self.vars, log = self.log, single_transaction = false })
+  end
+  if single then self.out(table.concat(store:begin_sql(self:txopts()), ";\n") .. ";") end
+  local steps = {}
+  for _, s in ipairs(plan and plan.steps or {}) do steps[#steps + 1] = s end
+  for _, m in ipairs(reps_to_run or {}) do
+    steps[#steps + 1] = { direction = "up", m = m, script = m.up, repeatable = true, no_tx = m.no_tx }
+  end
+  for _, s in ipairs(steps) do
+    local m = s.m
+    self.out(string.format("-- %s%s (%s): %s%s", s.repeatable and "repeatable " or "", m.name, s.direction,
+      s.script, s.no_tx and " [no transaction]" or ""))
+    local own = not single and not s.no_tx
+    if own then self.out(table.concat(store:begin_sql(self:txopts()), ";\n") .. ";") end
+    script(s.script)
+    local rec
+    if s.repeatable then
+      local saved = store.pending
+      store.pending = nil
+      store:record_repeatable(m, nil)
+      rec = store.pending
+      store.pending = saved
+    elseif s.direction == "up" then
+      rec = store:record_sql(m, nil)
+    else
+      local saved = store.pending
+      store.pending = nil
+      store:unrecord(m.name)
+      rec = store.pending
+      store.pending = saved
+    end
+    if rec then self.out(rec .. ";") end
+    if own then self.out("COMMIT;") end
+  end
+  if single then self.out("COMMIT;") end
+end
+
+--- Which repeatable migrations a run that leaves every versioned migration applied would
+--- apply (new or changed, byte order) and forget (recorded, file gone).
+function Engine:repeatable_plan(reps)
+  local recorded = self.store.repeatable_applied and self.store:repeatable_applied() or {}
+  local rows = M.classify_repeatable(reps, recorded)
+  local run, forget = {}, {}
+  for _, r in ipairs(rows) do
+    if r.state == "pending" or r.state == "changed" then
+      run[#run + 1] = r.m
+    elseif r.state == "missing" then
+      forget[#forget + 1] = r.name
+    end
+  end
+  for _, m in ipairs(run) do
+    local f = io.open(m.up, "rb")
+    local first = f and f:read("l")
+    if f then f:close() end
+    m.no_tx = self.policy.transaction == "none" or policy_mod.is_no_transaction(self.policy, first)
+  end
+  return run, forget
+end
+
+--- Apply repeatable migrations `run` and forget `forget` (under the lock). Returns how many ran.
+function Engine:run_repeatables(run, forget)
+  local store, log = self.store, self.log
+  if (#run > 0 or #forget > 0) and store.ensure_repeatable then store:ensure_repeatable() end
+  for _, name in ipairs(forget) do
+    store:forget_repeatable(name)
+    log:notice("repeatable migration %s: its file is gone, its record removed (nothing was run)", name)
+  end
+  local ui = require "dbtool.ui"
+  for i, m in ipairs(run) do
+    local t0 = now()
+    hook(self, "before_each", { name = m.name, direction = "up", script = m.up, index = i, total = #run,
+      repeatable = true })
+    if m.no_tx then
+      if store.heartbeat then store:heartbeat() end
+    else
+      store:begin(self:txopts(true))
+    end
+    local ok, err = errors.try(store.run, store, m.up, self.vars, { no_tx = m.no_tx })
+    if ok then
+      ok, err = errors.try(function()
+        if m.no_tx then store:begin({ sync = true }) end
+        store:record_repeatable(m, math.floor((now() - t0) * 1000 + 0.5))
+        store:commit()
+      end)
+    end
+    if not ok then
+      if store:in_transaction() then store:rollback() end
+      if errors.is(err) and err.interrupted then error(err, 0) end
+      if self.report_errors ~= false then report_script_error(self, err) end
+      errors.raise(errors.MIGRATION_FAILED, "repeatable migration failed: " .. m.name,
+        { cause = errors.wrap(err), migration = m.name, direction = "up",
+          hint = m.no_tx and "it ran without a transaction: statements before the error stay applied"
+            or "it was rolled back; the versioned migrations stay applied" })
+    end
+    log:info("applied repeatable migration %s in %s", m.name, ui.duration(now() - t0))
+    local info = { name = m.name, direction = "up", script = m.up, index = i, total = #run,
+      duration = now() - t0, outcome = "applied", repeatable = true }
+    hook(self, "after_each", info)
+    if self.on_step then self.on_step(info) end
+  end
+  return #run
+end
+
+--- Migrate to `target` (see M.plan). Returns {plan = plan, done = n, repeatable = n}.
+--- With dry_run: the plan is printed (self.sql: the statements, see print_sql).
 function Engine:migrate(target)
   local store, log = self.store, self.log
+  local reps = self:discover_repeatable()
+  self.reps = reps
   if self.dry_run then
     local fs = self:discover()
     local initialized = store:installed()
@@ -753,11 +1008,35 @@ function Engine:migrate(target)
     local plan = M.plan(fs, applied, target)
     self:verify(fs, applied, plan)
     self:prepare(plan)
-    for _, line in ipairs(self:plan_lines(plan, #applied, initialized)) do self.out(line) end
-    return { plan = plan, done = 0 }
+    local run, forget = {}, {}
+    if plan.to_index == #fs and plan.direction ~= "down" and initialized then
+      run, forget = self:repeatable_plan(reps)
+    elseif plan.to_index == #fs and plan.direction ~= "down" then
+      run = reps
+      for _, m in ipairs(run) do m.no_tx = false end
+    end
+    local ups = {}
+    for _, s in ipairs(plan.steps) do if s.direction == "up" then ups[#ups + 1] = s.m end end
+    self:hash(ups, true)
+    if self.sql then
+      if not initialized then
+        self.out("-- the bookkeeping is not installed yet: it would be first (`migrator init --dry-run` "
+          .. "prints its SQL)")
+      end
+      self:print_sql(plan, run)
+    else
+      local lines = self:plan_lines(plan, #applied, initialized)
+      if plan.noop and (#run > 0 or #forget > 0) then table.remove(lines) end
+      for _, line in ipairs(lines) do self.out(line) end
+      for _, m in ipairs(run) do
+        self.out(string.format("  %-4s %s  %s  [repeatable]", "up", m.name, m.up))
+      end
+      for _, name in ipairs(forget) do self.out("  forget repeatable " .. name .. " (its file is gone)") end
+    end
+    return { plan = plan, done = 0, repeatable = 0 }
   end
 
-  store:lock(self.policy.lock_wait, log)
+  store:lock(self.policy.lock_wait, log, { mode = self.policy.lock, expiry = self.policy.lock_expiry })
   return errors.finally(function() store:unlock() end, function()
     store:ensure()
     local fs = self:discover()
@@ -768,15 +1047,25 @@ function Engine:migrate(target)
     self:check_history(fs, applied)
     local plan = M.plan(fs, applied, target)
     self:verify(fs, applied, plan)
+    local at_end = plan.to_index == #fs and plan.direction ~= "down"
+    local run, forget = {}, {}
+    if at_end then run, forget = self:repeatable_plan(reps) end
     if plan.noop then
-      log:notice("database already at %s", plan.from or "clean state (no migrations)")
-      return { plan = plan, done = 0 }
+      if #run == 0 and #forget == 0 then
+        log:notice("database already at %s", plan.from or "clean state (no migrations)")
+        return { plan = plan, done = 0, repeatable = 0 }
+      end
+      hook(self, "before_migrate", { plan = plan, dir = self.dir })
+      local nrep = self:run_repeatables(run, forget)
+      log:notice("database at %s; %d repeatable migration(s) applied", plan.from or "clean state", nrep)
+      hook(self, "after_migrate", { plan = plan, dir = self.dir, done = 0 })
+      return { plan = plan, done = 0, repeatable = nrep }
     end
     self:prepare(plan)
     -- hashes of what is about to be applied
     local ups = {}
     for _, s in ipairs(plan.steps) do if s.direction == "up" then ups[#ups + 1] = s.m end end
-    self:hash(ups)
+    self:hash(ups, true)
     if plan.direction == "down" then
       log:info("migrating down from index %d to %d", plan.from_index, plan.to_index)
     else
@@ -784,15 +1073,68 @@ function Engine:migrate(target)
     end
     hook(self, "before_migrate", { plan = plan, dir = self.dir })
     local done = self:run_steps(plan)
+    local nrep = at_end and self:run_repeatables(run, forget) or 0
     if plan.direction == "down" and not plan.to then
       log:notice("successfully migrated down to clean state")
     elseif plan.direction == "down" then
       log:notice("successfully migrated down to %s", plan.to)
     else
-      log:notice("successfully migrated to %s", plan.to or "clean state")
+      log:notice("successfully migrated to %s%s", plan.to or "clean state",
+        nrep > 0 and string.format(" (and %d repeatable migration(s))", nrep) or "")
     end
     hook(self, "after_migrate", { plan = plan, dir = self.dir, done = done })
-    return { plan = plan, done = done }
+    return { plan = plan, done = done, repeatable = nrep }
+  end)
+end
+
+--- `baseline NAME`: record the migrations on disk up to NAME (a name, unique prefix or
+--- latest: M.resolve) as applied without running them — a database that already has their
+--- schema adopts the migrations. Refuses (exit 2) when anything is already recorded. With
+--- dry_run: prints what it would record. Returns the recorded records.
+function Engine:baseline(name)
+  local store, log = self.store, self.log
+  local function plan_of(fs, applied)
+    if #applied > 0 then
+      errors.raise(errors.AMBIGUOUS, string.format("cannot baseline: %d migration(s) are already recorded "
+        .. "(the last: %s)", #applied, applied[#applied].name),
+        { hint = "baseline is for a database with no migration recorded yet; see `migrator status`" })
+    end
+    local idx = M.resolve(fs, name)
+    if idx == 0 then fail("cannot baseline: no migrations found") end
+    local list = {}
+    for i = 1, idx do list[i] = fs[i] end
+    for _, m in ipairs(list) do
+      if not m.up then fail("cannot baseline " .. m.name .. ": its up script is missing") end
+    end
+    self:hash_all(fs, {})
+    return list
+  end
+  if self.dry_run then
+    local fs = self:discover()
+    local applied = store:installed() and store:applied() or {}
+    local list = plan_of(fs, applied)
+    self.out(string.format("baseline: would record %d migration(s) as applied, up to %s (nothing is run)",
+      #list, list[#list].name))
+    for _, m in ipairs(list) do self.out("  " .. m.name) end
+    return list
+  end
+  store:lock(self.policy.lock_wait, log, { mode = self.policy.lock, expiry = self.policy.lock_expiry })
+  return errors.finally(function() store:unlock() end, function()
+    store:ensure()
+    local fs = self:discover()
+    local list = plan_of(fs, store:applied())
+    store:begin(self:txopts(true))
+    local ok, err = errors.try(function()
+      for _, m in ipairs(list) do store:record(m, nil) end
+      store:commit()
+    end)
+    if not ok then
+      if store:in_transaction() then store:rollback() end
+      error(err, 0)
+    end
+    log:notice("baseline: %d migration(s) recorded as applied, up to %s (none was run)", #list,
+      list[#list].name)
+    return list
   end)
 end
 

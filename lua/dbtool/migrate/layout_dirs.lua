@@ -4,7 +4,6 @@
 -- exist, as in the original. Only immediate subdirectories count; files, deeper entries and
 -- names without the 14-digit prefix are ignored (the 14 digits are not checked as a date,
 -- and the description may be empty, as the original and hectic.migration_name allow).
-local dirent = require "posix.dirent"
 local stat = require "posix.sys.stat"
 local unistd = require "posix.unistd"
 
@@ -51,9 +50,21 @@ local function quick_script(path, direction)
   return nil
 end
 
+-- Records are lazy: `path` and `up` (strings built per migration) and the down script are
+-- made on first use, so that `status` of 10,000 migrations builds none of them.
 local Lazy = {
   __index = function(m, k)
-    if k == "down" or k == "down_multi" then
+    if k == "path" then
+      local p = m.dir .. "/" .. m.name
+      rawset(m, "path", p)
+      return p
+    elseif k == "up" then
+      local rel = rawget(m, "rel")
+      if not rel then return nil end
+      local u = m.dir .. "/" .. rel
+      rawset(m, "up", u)
+      return u
+    elseif k == "down" or k == "down_multi" then
       local d, multi = quick_script(m.path, "down")
       rawset(m, "down", d or false)
       rawset(m, "down_multi", multi or false)
@@ -63,19 +74,42 @@ local Lazy = {
   end,
 }
 
---- The migrations in `dir`: array of {name, path, up, up_multi, down, down_multi} (down
---- looked up on first use; false when absent), in no particular order (the engine sorts).
---- A missing directory gives an empty list and missing = true.
+--- The migrations in `dir`: array of {name, path, up, up_multi, down, down_multi, rel, key,
+--- recent} (path, up and down made on first use; down false when absent), in byte order of
+--- the names. `rel`: up.sql relative to `dir`; `key`/`recent`: its stat key and whether it
+--- changed within the checksum cache's margin (dbtool.migrate.checksum), taken in one batch
+--- that also tells which up.sql exist. A missing directory gives an empty list and
+--- missing = true.
 function M.discover(dir)
-  local ok, names = pcall(dirent.dir, dir)
-  if not ok or type(names) ~= "table" then return {}, true end
+  local all = require("dbtool.core.fs").names(dir)
+  if not all then return {}, true end
+  local names, ups = {}, {}
+  local pattern = M.pattern
+  for _, name in ipairs(all) do
+    if name:match(pattern) then
+      local i = #names + 1
+      names[i], ups[i] = name, name .. "/up.sql"
+    end
+  end
+  if not require("dbtool.migrate.policy").is_byte_order() then
+    require("dbtool.migrate.policy").sort(names)
+    for i, name in ipairs(names) do ups[i] = name .. "/up.sql" end
+  end
+  local checksum = require "dbtool.migrate.checksum"
+  local keys, recent = require("dbtool.core.fs").stat_keys(ups, checksum.wall_time() - checksum.MARGIN, dir)
+  if not keys then keys, recent = {}, {} end
   local list = {}
-  for _, name in ipairs(names) do
-    if name:match(M.pattern) then
+  for i, name in ipairs(names) do
+    local key = keys[i]
+    if key then
+      list[#list + 1] = setmetatable({ name = name, dir = dir, rel = ups[i], up_multi = false, key = key,
+        recent = recent[i] or false }, Lazy)
+    else
       local path = dir .. "/" .. name
       local up, multi = quick_script(path, "up")
       if up or kind(path) == "dir" then
-        list[#list + 1] = setmetatable({ name = name, path = path, up = up, up_multi = multi or false }, Lazy)
+        list[#list + 1] = setmetatable({ name = name, dir = dir, path = path, up = up,
+          up_multi = multi or false }, Lazy)
       end
     end
   end

@@ -29,6 +29,13 @@ function M.defaults()
     -- Seconds to wait for the migration lock (PostgreSQL advisory lock, polled; SQLite
     -- busy timeout) before giving up.
     lock_wait = 60,
+    -- The PostgreSQL migration lock (dbtool.migrate.store_pg): "auto" = a row in a lock
+    -- table when a connection pooler (PgBouncer) is detected, else a session advisory lock;
+    -- "session" or "table" to choose.
+    lock = "auto",
+    -- Table lock: seconds after which the lock of a run that died is free again. Every
+    -- migration extends it; it must exceed the longest migration without a transaction.
+    lock_expiry = 300,
     -- SET LOCAL lock_timeout for every migration transaction on PostgreSQL (DDL fails fast
     -- instead of queueing behind a long transaction and blocking every later query).
     -- false or "0" leaves the server's setting.
@@ -55,6 +62,7 @@ local ENUMS = {
   history = { prefix = true, set = true },
   checksum = { verify = true, warn = true, off = true },
   transaction = { migration = true, single = true, none = true },
+  lock = { auto = true, session = true, table = true },
 }
 
 local HOOKS = { before_migrate = true, after_migrate = true, before_each = true, after_each = true }
@@ -90,6 +98,8 @@ function M.merge(base, over)
         table.concat(allowed, ", "), tostring(v))
     elseif k == "lock_wait" and (type(v) ~= "number" or v < 0) then
       return nil, "migration policy: lock_wait must be a number of seconds >= 0"
+    elseif k == "lock_expiry" and (type(v) ~= "number" or v <= 0) then
+      return nil, "migration policy: lock_expiry must be a number of seconds > 0"
     elseif (k == "lock_timeout" or k == "statement_timeout") and v ~= false
       and not M.valid_duration(v) then
       return nil, "migration policy: " .. k .. " must be a duration such as '10s', '500ms' or false"
@@ -140,11 +150,41 @@ end
 
 M.bytewise = bytewise
 
+--- Does `<` compare strings in byte order here (the "C" collation)? (fs.names sorts with
+--- strcmp: byte order.)
+function M.is_byte_order()
+  return M.comparator() ~= bytewise
+end
+
 --- Sort an array of names (or of records by .name) in byte order, in place.
 function M.sort(list)
   local less = M.comparator()
+  local fast = less ~= bytewise -- C collation: table.sort's own `<`, no Lua call per comparison
   if type(list[1]) == "table" then
+    local sorted = true
+    for i = 2, #list do
+      if not less(list[i - 1].name, list[i].name) then sorted = false break end
+    end
+    if sorted then return list end
+    if fast then
+      local names, by = {}, {}
+      for i, m in ipairs(list) do names[i] = m.name; by[m.name] = m end
+      if #names == #list then
+        table.sort(names)
+        local seen = {}
+        for _, n in ipairs(names) do
+          if seen[n] then fast = false break end
+          seen[n] = true
+        end
+        if fast then
+          for i, n in ipairs(names) do list[i] = by[n] end
+          return list
+        end
+      end
+    end
     table.sort(list, function(a, b) return less(a.name, b.name) end)
+  elseif fast then
+    table.sort(list)
   else
     table.sort(list, less)
   end

@@ -286,6 +286,7 @@ function M.open(d, opts)
   if d.engine == "postgresql" then
     s = store_pg.driver(d.target, opts, Pg)
     s.lock_key = store_pg.LOCK_RICKDB
+    s.lock_table = '"_migration_lock"' -- table mode of the lock (store_pg: behind a pooler)
   elseif d.engine == "sqlite" then
     s = store_sqlite.driver(d.path, opts, Sq)
   else

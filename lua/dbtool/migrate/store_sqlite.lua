@@ -371,6 +371,41 @@ function Hectic:unrecord(name)
   self.db:query("DELETE FROM hectic_migration WHERE name = ?", name)
 end
 
+-- repeatable migrations (see dbtool.migrate)
+M.REPEATABLE_DDL = [[CREATE TABLE IF NOT EXISTS hectic_migration_repeatable (
+  name TEXT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  duration_ms INTEGER
+)]]
+
+function Hectic:repeatable_applied()
+  local out = {}
+  if not self.db then return out end
+  if #self.db:query("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = "
+      .. "'hectic_migration_repeatable'") == 0 then
+    return out
+  end
+  for _, r in ipairs(self.db:query("SELECT name, hash, applied_at FROM hectic_migration_repeatable")) do
+    out[text(r.name)] = { hash = text(r.hash), applied_at = text(r.applied_at) }
+  end
+  return out
+end
+
+function Hectic:ensure_repeatable()
+  self.db:exec(M.REPEATABLE_DDL)
+end
+
+function Hectic:record_repeatable(m, duration_ms)
+  self.db:query("INSERT OR REPLACE INTO hectic_migration_repeatable (name, hash, duration_ms) "
+    .. "VALUES (?, ?, ?)",
+    m.name, m.hash, duration_ms)
+end
+
+function Hectic:forget_repeatable(name)
+  self.db:query("DELETE FROM hectic_migration_repeatable WHERE name = ?", name)
+end
+
 M.now = now
 
 return M

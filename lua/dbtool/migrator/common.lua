@@ -24,18 +24,22 @@ function M.migration_dir(globals)
   return "migration"
 end
 
---- The database URL: --db-url, else $DB_URL; nil when there is none.
+--- The database URL and where it came from: --db-url, else DB_URL, PGURL, DATABASE_URL, else
+--- libpq's environment ("" with source "libpq"): dbtool.db.resolve; nil when there is none.
 function M.url(globals)
-  return globals and globals.url or env.get("DB_URL")
+  return require("dbtool.db").resolve { url = globals and globals.url, migrator = true }
 end
 
 --- The database of the URL (dbtool.migrate.detect); exit 3 when there is none or it is not one.
 function M.database(globals)
-  local url = M.url(globals)
+  local db = require "dbtool.db"
+  local url, source = M.url(globals)
   if not url then
-    fail(errors.MISSING, "no database URL: pass --db-url URL or set DB_URL",
+    fail(errors.MISSING, "no database URL: pass --db-url URL or set DB_URL (looked at "
+      .. db.order { migrator = true } .. ")",
       "postgresql://user@host/db, key=value conninfo, sqlite://path, or a *.db file")
   end
+  if source == "libpq" then return { engine = "postgresql", target = "", source = source } end
   local d, msg = require("dbtool.migrate").detect(url)
   if not d then
     errors.raise(errors.MISSING, msg,
@@ -54,9 +58,26 @@ function M.lock_wait(opts)
   return n
 end
 
+--- --wait[=SECONDS]: wait for the server of `d` (PostgreSQL) to accept connections (default
+--- 60 s; dbtool.db.wait). Exit 9 for a value that is not a number.
+function M.wait(opts, d)
+  local w = opts.wait
+  if not w or d.engine ~= "postgresql" then return end
+  local secs = w == true and 60 or tonumber(w)
+  if not secs or secs < 0 then
+    fail(errors.NOT_FOUND, "--wait expects a number of seconds, not '" .. tostring(w) .. "'")
+  end
+  require("dbtool.db").wait(d.target, secs, d.source or "DB_URL")
+end
+
+--- The --wait option of the commands that connect.
+M.WAIT_OPTION = { "--wait", optional = "SECONDS",
+  help = "wait for the server to accept connections (default 60 s), e.g. a container starting" }
+
 --- Open the hectic store of the URL (create: SQLite may create the file). Returns store, db.
 function M.open(ctx, opts, create)
   local d = M.database(ctx.globals)
+  M.wait(opts, d)
   return require("dbtool.migrate").open_store("hectic", d, { log = ctx.log, create = create,
     lock_wait = M.lock_wait(opts) }), d
 end

@@ -25,7 +25,7 @@ timestamped directories, recorded in hectic.migration (PostgreSQL) or hectic_mig
   commands_title = "Commands",
   project_key = "migrator ",
   aliases = { fetch = "status" },
-  order = { init = 1, create = 2, list = 3, status = 4, migrate = 5 },
+  order = { init = 1, create = 2, list = 3, status = 4, migrate = 5, baseline = 6 },
   help_words = { "help" },
   interspersed = true,
   command_anywhere = true,
@@ -47,8 +47,9 @@ timestamped directories, recorded in hectic.migration (PostgreSQL) or hectic_mig
 
 M.options = {
   { "-u", "--db-url", key = "url", arg = "URL", anywhere = true,
-    help = "database (default: $DB_URL): postgresql://..., postgres://..., key=value conninfo, "
-      .. "sqlite://PATH, or a *.db, *.sqlite, *.sqlite3 path" },
+    help = "database (default: $DB_URL, $PGURL, $DATABASE_URL, else libpq's PGHOST, PGPORT, "
+      .. "PGDATABASE, PGUSER, PGSERVICE with PGPASSWORD or .pgpass): postgresql://..., postgres://..., "
+      .. "key=value conninfo, sqlite://PATH, or a *.db, *.sqlite, *.sqlite3 path" },
   { "-d", "--migration-dir", key = "dir", arg = "DIR", anywhere = true, complete = "dir",
     help = "migrations directory (default: $MIGRATION_DIR, else $DATABASE_DIR/migration when "
       .. "DATABASE_DIR or LOCAL_DIR is set, else ./migration)" },
@@ -74,18 +75,26 @@ Migrate directions:
 Migration layout (MIGRATION_DIR/<YYYYMMDDHHMMSS>-<description>/):
   up.sql, down.sql                      single-file form
   up/entrypoint.sql, down/entrypoint.sql  multi-file form (\ir part.sql; .read on SQLite)
+  repeatable/*.sql                      applied again whenever their content changes, in
+                                        name order, after the versioned ones, by a run that
+                                        leaves all of those applied
   A script whose first line is `-- db-tool: no-transaction` runs outside a transaction
   (CREATE INDEX CONCURRENTLY ...); every other migration runs in one transaction together
   with its bookkeeping row, so a failure leaves neither.
 
-Safety: one migration run at a time per database (PostgreSQL advisory lock; SQLite write
-lock); applied names must be the first ones on disk in byte order (else exit 2 with a
+Safety: one migration run at a time per database (PostgreSQL advisory lock, or a row of
+hectic.migration_lock with an expiry behind a connection pooler such as PgBouncer; SQLite
+write lock); applied names must be the first ones on disk in byte order (else exit 2 with a
 report); the SHA-256 of applied scripts is verified (else exit 2).
 
 `migrator <command> --help` shows a command's options.]]
 
 M.environment = {
-  { "DB_URL", "database URL (--db-url wins)" },
+  { "DB_URL, PGURL, DATABASE_URL", "database URL, in this order (--db-url wins)" },
+  { "PGHOST, PGPORT, PGDATABASE, PGUSER, PGSERVICE", "without a URL: libpq's own settings (with "
+    .. "PGPASSWORD or .pgpass, pg_service.conf), as psql" },
+  { "XDG_CACHE_HOME", "db-tool/checksums/: the checksums of unchanged migration files" },
+  { "XDG_STATE_HOME", "db-tool/migrator/: the logs of fleet runs (--targets)" },
   { "MIGRATION_DIR", "migrations directory (-d wins)" },
   { "DATABASE_DIR, LOCAL_DIR", "the project: $DATABASE_DIR/migration is the default directory; "
     .. "$DATABASE_DIR/db-tool.lua the migration policy and hooks" },
@@ -100,10 +109,11 @@ M.exit_codes = {
   { 1, "error" },
   { 2, "ambiguous arguments, history mismatch, modified migration" },
   { 3, "missing or unsupported database URL, missing direction" },
-  { 4, "migration failed" },
+  { 4, "migration failed (with targets: any target failed)" },
   { 9, "unknown command, argument or direction" },
   { 13, "init failed" },
   { 127, "missing dependency" },
+  { 130, "interrupted" },
 }
 
 M.files = {

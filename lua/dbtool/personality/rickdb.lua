@@ -37,6 +37,9 @@ M.options = {
   { "-v", "--verbose", anywhere = true, help = "more logging (or HECTIC_LOG=debug)" },
   { "--no-color", anywhere = true, help = "no colour (also NO_COLOR=1; colour is used only on a terminal)",
     on = function() require("dbtool.ui").set_color("never") end },
+  { "--all", anywhere = true, help = "the command on every database of the configuration ([db], then "
+    .. "each [db_<name>] by name), one after the other; each one's output follows a line [db_<name>]; "
+    .. "a failure does not stop the others; exit: the first failure's code" },
 }
 
 M.environment = {
@@ -186,6 +189,41 @@ function M.setup(globals)
   elseif not os.getenv("HECTIC_LOG") then
     log.configure { level = "warn" }
   end
+end
+
+--- `rickdb --all COMMAND`: the command once per database of the configuration.
+function M.around_run(ctx, _, entry, run)
+  if not ctx.globals.all or entry.name == "help" then return run() end
+  if ctx.globals.database then
+    common.usage_error("--all runs the command on every database: name none ('" .. ctx.globals.database
+      .. "' given)")
+  end
+  local cfg = config.load(config.locate(ctx.globals.config))
+  if #cfg.names == 0 then
+    require("dbtool.errors").raise(config.EXIT_NO_DB, "no database in " .. cfg.file
+      .. " (no [db] or [db_<name>] section)")
+  end
+  local errors = require "dbtool.errors"
+  local code, failed = 0, {}
+  for _, key in ipairs(cfg.names) do
+    common.write(1, "[" .. key .. "]\n")
+    ctx.globals.database = key ~= "db" and key:sub(4) or nil
+    local ok, res = errors.try(run)
+    local c = res
+    if not ok then
+      if errors.is(res) and res.interrupted then error(res, 0) end
+      c = M.report(res)
+    end
+    io.stdout:flush()
+    if c ~= 0 then
+      failed[#failed + 1] = key .. " (exit " .. c .. ")"
+      if code == 0 then code = c end
+    end
+  end
+  ctx.globals.database = nil
+  common.warn(string.format("rickdb --all %s: %d database(s), %d failed%s", entry.name, #cfg.names, #failed,
+    #failed > 0 and (": " .. table.concat(failed, ", ")) or ""))
+  return code
 end
 
 --- Errors as rick_db printed them; library errors mean the command failed (252).

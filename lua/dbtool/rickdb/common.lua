@@ -187,7 +187,10 @@ function M.classify(ctx, s, dir)
   local applied = s:applied()
   local by = {}
   for _, a in ipairs(applied) do by[a.name] = a end
-  local checksum = require "dbtool.migrate.checksum"
+  if ctx.settings.checksum ~= "off" then
+    -- through the engine's checksum cache: unchanged files are not read
+    require("dbtool.migrate").new { dir = dir, layout = "flat" }:hash(files)
+  end
   local rows, on_disk = {}, {}
   for i, f in ipairs(files) do
     on_disk[f.name] = true
@@ -196,7 +199,7 @@ function M.classify(ctx, s, dir)
     if a then
       row.state = "applied"
       if a.hash and ctx.settings.checksum ~= "off" then
-        local h = checksum.string(M.read_file(f.path))
+        local h = f.hash
         if h ~= a.hash then
           row.state = "modified"
           row.hash, row.file_hash = a.hash, h

@@ -8,6 +8,7 @@ local M = {
       .. "unless the URL names SQLite)" },
     { "--lock-wait", arg = "SECONDS",
       help = "wait for a concurrent migration at most this long (default 60)" },
+    require("dbtool.migrator.common").WAIT_OPTION,
   },
   help = [[
 Idempotent: running it again changes nothing. On PostgreSQL it applies the hectic bundle
@@ -29,7 +30,9 @@ function M.run(ctx, opts)
     return 0
   end
   local store <close> = common.open(ctx, opts, true)
-  store:lock(common.lock_wait(opts) or 60, ctx.log)
+  local policy = require "dbtool.migrate.policy"
+  local pol = policy.merge(policy.defaults(), common.project_policy()) or policy.defaults()
+  store:lock(common.lock_wait(opts) or 60, ctx.log, { mode = pol.lock, expiry = pol.lock_expiry })
   errors.finally(function() store:unlock() end, function() store:init() end)
   ctx.log:info("%s is ready", store.table)
   return 0

@@ -2,14 +2,19 @@
 local M = {
   name = "status",
   summary = "applied / pending / modified / missing, with hashes and times (alias: fetch)",
-  usage = "migrator status [--json]",
+  usage = "migrator status [--json] [--exit-code] [--wait[=SECONDS]]",
   options = {
     { "--json", help = "machine-readable output" },
+    { "--exit-code", help = "exit 1 when a migration is pending (or a repeatable one is new or changed)" },
+    require("dbtool.migrator.common").WAIT_OPTION,
   },
   help = [[
 States: applied (files unchanged), modified (applied, files changed since), pending (on
 disk, not applied; "out of order" when older than the newest applied one), missing
-(applied, no files on disk). A history mismatch is reported below the table.]],
+(applied, no files on disk). A history mismatch is reported below the table. Repeatable
+migrations (MIGRATION_DIR/repeatable/*.sql) follow: applied, changed (applied again by the
+next `migrate up all`), pending (never applied), missing (recorded, file gone). Files that
+did not change since the checksum cache saw them are not read again.]],
 }
 
 --- The JSON document of a status (rows encoded directly, in a fixed key order: 10,000 rows
@@ -31,7 +36,40 @@ function M.json(st, store, dir)
     tostring(st.initialized), ',"migration_dir":', js(dir), ',"migration_dir_exists":',
     tostring(not st.dir_missing), ',"current":', str(st.current), ',"history_ok":',
     tostring(st.mismatch == nil),
-    ',"counts":', J(st.counts), ',"migrations":[', table.concat(rows, ","), "]}\n" }
+    ',"counts":', J(st.counts), ',"migrations":[', table.concat(rows, ","), '],"repeatable":',
+    J(M.repeatable_json(st.repeatable)), "}\n" }
+end
+
+--- The repeatable migrations of a status, for --json.
+function M.repeatable_json(rows)
+  local migrate = require "dbtool.migrate"
+  local out = migrate.array()
+  for i, r in ipairs(rows or {}) do
+    out[i] = { name = r.name, state = r.state, hash = r.hash or migrate.null,
+      file_hash = r.file_hash or migrate.null, applied_at = r.applied_at or migrate.null }
+  end
+  return out
+end
+
+--- --exit-code: 1 when a versioned migration is pending or a repeatable one new or changed.
+function M.exit_code(opts, counts, rcounts)
+  if not opts.exit_code then return 0 end
+  rcounts = rcounts or {}
+  if counts.pending > 0 or (rcounts.pending or 0) > 0 or (rcounts.changed or 0) > 0 then return 1 end
+  return 0
+end
+
+--- The text lines of the repeatable migrations.
+function M.repeatable_lines(rows, style)
+  local out = {}
+  local colors = { applied = "green", changed = "yellow", pending = "yellow", missing = "red" }
+  for _, r in ipairs(rows or {}) do
+    out[#out + 1] = style(colors[r.state], r.state .. string.rep(" ", 9 - #r.state)) .. " repeatable/"
+      .. r.name .. "  " .. (r.applied_at or "-") .. string.rep(" ", math.max(0, 27 - #(r.applied_at or "-")))
+      .. " " .. (r.hash and r.hash:sub(1, 12) or "-")
+      .. (r.state == "missing" and "  (recorded, file gone: forgotten by the next migrate)" or "")
+  end
+  return out
 end
 
 function M.run(ctx, opts)
@@ -39,15 +77,26 @@ function M.run(ctx, opts)
   local store <close> = common.open(ctx, opts, false)
   local eng = require("dbtool.migrate").new { store = store, layout = "dirs",
     dir = common.migration_dir(ctx.globals), policy = common.policy(opts), log = ctx.log }
+  local ui = require "dbtool.ui"
+  if not opts.json then
+    -- everything applied and unchanged (the usual case): the lines are made by the server
+    local fast = eng:status_fast { styled = ui.style("green", "applied  ") }
+    if fast then
+      local c = fast.counts
+      io.stdout:write(fast.text, "\n", string.format("%d applied, %d modified, %d pending, %d missing\n",
+        c.applied, c.modified, c.pending, c.missing))
+      return M.exit_code(opts, c, fast.repeatable_counts)
+    end
+  end
   local st = eng:status()
   if opts.json then
     io.stdout:write(M.json(st, store, eng.dir))
-    return 0
+    return M.exit_code(opts, st.counts, st.repeatable_counts)
   end
-  local ui = require "dbtool.ui"
   local lines = common.status_lines(st, store.table, eng.dir, ui.style)
+  for _, line in ipairs(M.repeatable_lines(st.repeatable, ui.style)) do lines[#lines + 1] = line end
   io.stdout:write(table.concat(lines, "\n"), "\n")
-  return 0
+  return M.exit_code(opts, st.counts, st.repeatable_counts)
 end
 
 return M
